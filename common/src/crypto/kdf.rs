@@ -1,0 +1,210 @@
+//! Key derivation: community keys from a passphrase (Argon2id with a per-community salt), and
+//! HKDF-SHA256 for everything derived from Diffie-Hellman results.
+//!
+//! From one passphrase three independent keys come out:
+//! - `auth`: tags the data-plane public keys edges announce (peers verify them, so the
+//!   supernode cannot substitute keys),
+//! - `data`: mixed into every pairwise data key,
+//! - `admission`: proves membership to a supernode; a supernode configured with it cannot
+//!   compute the other two (HKDF outputs are independent).
+
+use hkdf::Hkdf;
+use hmac::{Hmac, KeyInit, Mac as _};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::types::Mac;
+
+/// Argon2id cost parameters for the passphrase KDF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// OWASP's Argon2id recommendation: 19 MiB, 2 iterations.
+    fn default() -> Self {
+        Self { m_cost_kib: 19 * 1024, t_cost: 2 }
+    }
+}
+
+impl KdfParams {
+    /// Cheap parameters for simulations and tests only.
+    pub const FAST_INSECURE: KdfParams = KdfParams { m_cost_kib: 8, t_cost: 1 };
+}
+
+/// The keys of one community, as derived from its passphrase.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CommunityKeys {
+    /// Authenticates announced data-plane public keys.
+    pub auth: [u8; 32],
+    /// Salt of every pairwise data key.
+    pub data: [u8; 32],
+    /// Proves membership to a supernode.
+    pub admission: [u8; 32],
+    /// False when derived without a passphrase (open community: encrypted, not authenticated).
+    pub has_secret: bool,
+}
+
+impl std::fmt::Debug for CommunityKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CommunityKeys {{ has_secret: {} }}", self.has_secret)
+    }
+}
+
+fn hkdf_expand(prk_salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> [u8; 32] {
+    let hk = Hkdf::<Sha256>::new(Some(prk_salt), ikm);
+    let info: Vec<u8> = info.concat();
+    let mut out = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
+    let _ = hk.expand(&info, &mut out);
+    out
+}
+
+/// The public, deterministic salt of a community's passphrase KDF.
+pub fn community_salt(community: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"n2n-rs/1 community salt\0");
+    h.update(community.as_bytes());
+    h.finalize().into()
+}
+
+impl CommunityKeys {
+    /// Derives the keys of `community` from `passphrase` (None or empty: open community).
+    pub fn derive(community: &str, passphrase: Option<&str>, params: KdfParams) -> Self {
+        let salt = community_salt(community);
+        let (master, has_secret) = match passphrase.filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let mut master = [0u8; 32];
+                let argon = argon2::Params::new(params.m_cost_kib.max(8), params.t_cost.max(1), 1, Some(32))
+                    .map(|prm| argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, prm));
+                match argon {
+                    Ok(a) if a.hash_password_into(p.as_bytes(), &salt, &mut master).is_ok() => {}
+                    // Only reachable with absurd parameters; fall back to HKDF rather than no key.
+                    _ => master = hkdf_expand(&salt, p.as_bytes(), &[b"fallback"]),
+                }
+                (master, true)
+            }
+            None => (hkdf_expand(&salt, community.as_bytes(), &[b"open"]), false),
+        };
+        Self {
+            auth: hkdf_expand(&salt, &master, &[b"n2n-rs/1 key-auth"]),
+            data: hkdf_expand(&salt, &master, &[b"n2n-rs/1 data"]),
+            admission: hkdf_expand(&salt, &master, &[b"n2n-rs/1 admission"]),
+            has_secret,
+        }
+    }
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+        return [0; 32]; // HMAC accepts keys of any length
+    };
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The tag over an announced data-plane key.
+pub fn key_tag(auth: &[u8; 32], mac: Mac, public: &[u8; 32], epoch: u32) -> [u8; 16] {
+    let full = hmac(auth, &[b"n2n-rs/1 peer key", &mac.0, public, &epoch.to_be_bytes()]);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// The pairwise data key of two edges: X25519 between their current keys, salted with the
+/// community data key. Both sides compute the same value.
+pub fn pair_key(data: &[u8; 32], mine: &StaticSecret, peer: &[u8; 32]) -> [u8; 32] {
+    let my_pub = PublicKey::from(mine).to_bytes();
+    let shared = mine.diffie_hellman(&PublicKey::from(*peer));
+    let (lo, hi) = if my_pub <= *peer { (&my_pub, peer) } else { (peer, &my_pub) };
+    hkdf_expand(data, shared.as_bytes(), &[b"n2n-rs/1 pair", lo, hi])
+}
+
+/// The two directional keys of an edge-supernode session: (edge to supernode, supernode to edge).
+pub fn session_keys(shared: &[u8; 32], edge_pub: &[u8; 32], sn_pub: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+    let salt = b"n2n-rs/1 edge-supernode session";
+    (
+        hkdf_expand(salt, shared, &[b"e2s", edge_pub, sn_pub]),
+        hkdf_expand(salt, shared, &[b"s2e", edge_pub, sn_pub]),
+    )
+}
+
+/// The admission proof an edge sends in its registration.
+pub fn admission_proof(
+    admission: &[u8; 32],
+    community: &str,
+    mac: Mac,
+    edge_key: &[u8; 32],
+    sn_key: &[u8; 32],
+) -> [u8; 32] {
+    hmac(admission, &[b"n2n-rs/1 admission", community.as_bytes(), &[0], &mac.0, edge_key, sn_key])
+}
+
+/// The stateless cookie binding a registration to the address that asked for it.
+pub fn cookie(secret: &[u8; 32], addr: SocketAddr, bucket: u64) -> [u8; 16] {
+    let full = hmac(secret, &[b"n2n-rs/1 cookie", addr.to_string().as_bytes(), &bucket.to_be_bytes()]);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_keys_are_salted_independent_and_stable() {
+        let p = KdfParams::FAST_INSECURE;
+        let a = CommunityKeys::derive("acme", Some("s3cret"), p);
+        assert!(a.has_secret);
+        assert_eq!(a, CommunityKeys::derive("acme", Some("s3cret"), p));
+        // Same passphrase, other community: the salt differs.
+        let b = CommunityKeys::derive("other", Some("s3cret"), p);
+        assert_ne!(a.data, b.data);
+        assert_ne!(a.data, CommunityKeys::derive("acme", Some("s3creT"), p).data);
+        assert_ne!(a.auth, a.data);
+        assert_ne!(a.admission, a.data);
+        let open = CommunityKeys::derive("acme", None, p);
+        assert!(!open.has_secret);
+        assert_eq!(open, CommunityKeys::derive("acme", Some(""), p));
+        assert_ne!(open.data, a.data);
+    }
+
+    #[test]
+    fn pair_keys_agree_and_depend_on_both_sides() {
+        let data = [3u8; 32];
+        let a = StaticSecret::from([1u8; 32]);
+        let b = StaticSecret::from([2u8; 32]);
+        let c = StaticSecret::from([4u8; 32]);
+        let (pa, pb, pc) = (PublicKey::from(&a).to_bytes(), PublicKey::from(&b).to_bytes(), PublicKey::from(&c).to_bytes());
+        assert_eq!(pair_key(&data, &a, &pb), pair_key(&data, &b, &pa));
+        assert_ne!(pair_key(&data, &a, &pb), pair_key(&data, &a, &pc));
+        assert_ne!(pair_key(&data, &a, &pb), pair_key(&[4u8; 32], &a, &pb));
+    }
+
+    #[test]
+    fn tags_proofs_and_cookies_bind_their_inputs() {
+        let k = [9u8; 32];
+        let m = Mac([2, 0, 0, 0, 0, 1]);
+        assert_ne!(key_tag(&k, m, &[1; 32], 1), key_tag(&k, m, &[1; 32], 2));
+        assert_ne!(key_tag(&k, m, &[1; 32], 1), key_tag(&k, Mac([2, 0, 0, 0, 0, 2]), &[1; 32], 1));
+        assert_ne!(admission_proof(&k, "a", m, &[1; 32], &[2; 32]), admission_proof(&k, "a", m, &[1; 32], &[3; 32]));
+        let a1: SocketAddr = "1.2.3.4:5".parse().unwrap();
+        let a2: SocketAddr = "1.2.3.4:6".parse().unwrap();
+        assert_ne!(cookie(&k, a1, 1), cookie(&k, a2, 1));
+        assert_ne!(cookie(&k, a1, 1), cookie(&k, a1, 2));
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+}

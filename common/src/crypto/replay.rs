@@ -1,0 +1,101 @@
+//! A sliding replay window over 64-bit counters (RFC 6479 style bitmap).
+
+/// Bits remembered behind the highest counter seen.
+pub const WINDOW: u64 = 2048;
+const WORDS: usize = (WINDOW / 64) as usize;
+
+/// Accepts each counter at most once, and nothing older than [`WINDOW`] behind the newest.
+#[derive(Clone, Debug)]
+pub struct ReplayWindow {
+    top: u64,
+    seen_any: bool,
+    bits: [u64; WORDS],
+}
+
+impl Default for ReplayWindow {
+    fn default() -> Self {
+        Self { top: 0, seen_any: false, bits: [0; WORDS] }
+    }
+}
+
+impl ReplayWindow {
+    /// True if `counter` would be accepted (does not record it).
+    pub fn check(&self, counter: u64) -> bool {
+        if !self.seen_any || counter > self.top {
+            return true;
+        }
+        if self.top - counter >= WINDOW {
+            return false;
+        }
+        let (w, b) = Self::slot(counter);
+        self.bits[w] & (1 << b) == 0
+    }
+
+    /// Records `counter` if acceptable; returns false for replays and too-old counters.
+    /// Call only after the packet authenticated, so forgeries cannot move the window.
+    pub fn accept(&mut self, counter: u64) -> bool {
+        if !self.check(counter) {
+            return false;
+        }
+        if !self.seen_any || counter > self.top {
+            let from = if self.seen_any { self.top + 1 } else { counter };
+            if counter - from >= WINDOW {
+                self.bits = [0; WORDS];
+            } else {
+                for c in from..=counter {
+                    let (w, b) = Self::slot(c);
+                    self.bits[w] &= !(1 << b);
+                }
+            }
+            self.top = counter;
+            self.seen_any = true;
+        }
+        let (w, b) = Self::slot(counter);
+        self.bits[w] |= 1 << b;
+        true
+    }
+
+    fn slot(counter: u64) -> (usize, u64) {
+        (((counter / 64) % WORDS as u64) as usize, counter % 64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_once_reorders_and_rejects_old() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(5));
+        assert!(!w.accept(5));
+        assert!(w.accept(3));
+        assert!(w.accept(100));
+        assert!(w.accept(4));
+        assert!(!w.accept(3));
+        assert!(w.accept(100 + WINDOW));
+        assert!(!w.accept(100), "beyond the window");
+        assert!(w.accept(100 + WINDOW - 1));
+        assert!(w.accept(u64::MAX));
+        assert!(!w.accept(u64::MAX));
+    }
+
+    proptest! {
+        #[test]
+        fn never_accepts_a_counter_twice(seq in proptest::collection::vec(0u64..5000, 1..400)) {
+            let mut w = ReplayWindow::default();
+            let mut accepted = std::collections::BTreeSet::new();
+            let mut top = 0u64;
+            for c in seq {
+                let ok = w.accept(c);
+                if ok {
+                    prop_assert!(accepted.insert(c), "counter {} accepted twice", c);
+                    top = top.max(c);
+                } else {
+                    prop_assert!(accepted.contains(&c) || top - c >= WINDOW);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared building blocks of n2n-rs: the wire protocol, the crypto transforms, common types,
+//! timers, and (feature `test-support`) a deterministic network simulator.
+//!
+//! Nothing in this crate does I/O or reads a clock: time comes in as `Instant` arguments and
+//! randomness from a caller-seeded RNG, so the protocol cores built on it replay exactly.
+
+pub mod crypto;
+pub mod rng;
+pub mod stats;
+pub mod timer;
+pub mod types;
+pub mod wire;
+
+#[cfg(feature = "test-support")]
+pub mod sim;
