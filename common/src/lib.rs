@@ -5,7 +5,9 @@
 //! randomness from a caller-seeded RNG, so the protocol cores built on it replay exactly.
 
 pub mod crypto;
+pub mod ratelimit;
 pub mod rng;
+pub mod session;
 pub mod stats;
 pub mod timer;
 pub mod types;

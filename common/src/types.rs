@@ -115,3 +115,12 @@ pub struct Candidate {
     /// The address.
     pub addr: SocketAddr,
 }
+
+/// A datagram a core wants sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination address.
+    pub dst: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}

@@ -160,6 +160,15 @@ pub fn cookie(secret: &[u8; 32], addr: SocketAddr, bucket: u64) -> [u8; 16] {
     out
 }
 
+/// The stable MAC of an edge: a function of its persisted machine id and the community, so
+/// the same machine keeps its address (and lease) in each community it joins.
+pub fn edge_mac(machine_id: &[u8; 16], community: &str) -> Mac {
+    let h = hmac(machine_id, &[b"n2n-rs/1 edge mac", community.as_bytes()]);
+    let mut b = [0u8; 6];
+    b.copy_from_slice(&h[..6]);
+    Mac::local_unicast(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +214,11 @@ mod tests {
         let a2: SocketAddr = "1.2.3.4:6".parse().unwrap();
         assert_ne!(cookie(&k, a1, 1), cookie(&k, a2, 1));
         assert_ne!(cookie(&k, a1, 1), cookie(&k, a1, 2));
+        let mac = edge_mac(&[1; 16], "acme");
+        assert_eq!(mac, edge_mac(&[1; 16], "acme"));
+        assert_ne!(mac, edge_mac(&[1; 16], "acme2"));
+        assert_ne!(mac, edge_mac(&[2; 16], "acme"));
+        assert!(!mac.is_group() && mac.0[0] & 2 != 0, "locally administered unicast");
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
     }
 }

@@ -1,0 +1,71 @@
+//! What the edge core needs to know (the daemon's configuration maps onto this).
+
+use n2n_common::crypto::CommunityKeys;
+use n2n_common::crypto::identity::Fingerprint;
+use n2n_common::types::{Candidate, Mac};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Configuration of the edge core.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Community name.
+    pub community: String,
+    /// Keys derived from the community passphrase.
+    pub keys: CommunityKeys,
+    /// Prove the admission key to the supernode (restricted communities).
+    pub send_admission_proof: bool,
+    /// Description shown to peers (host name by default).
+    pub desc: String,
+    /// The TAP MAC (stable per machine and community).
+    pub mac: Mac,
+    /// Supernodes, tried in order.
+    pub supernodes: Vec<SocketAddr>,
+    /// Refuse supernodes whose identity does not have this fingerprint.
+    pub pinned: Option<Fingerprint>,
+    /// Ask for this virtual IP.
+    pub requested_ip: Option<Ipv4Addr>,
+    /// Compress frames with zstd when that makes them smaller.
+    pub compress: bool,
+    /// LAN and port-mapped addresses to advertise (the shell keeps them current).
+    pub candidates: Vec<Candidate>,
+    /// Probe period of a direct path (keeps NAT mappings open, measures RTT).
+    pub keepalive: Duration,
+    /// A direct path with no probe answer for this long falls back to the relay.
+    pub path_timeout: Duration,
+    /// How long one hole-punching attempt probes.
+    pub punch_duration: Duration,
+    /// Interval between probe rounds while punching.
+    pub probe_interval: Duration,
+    /// First wait before punching again after a failed attempt (doubles up to 16x).
+    pub repunch_after: Duration,
+    /// Rotate the data-plane key this often (forward secrecy); None disables.
+    pub key_rotation: Option<Duration>,
+    /// Learned MAC addresses (hosts bridged behind peers) are forgotten after this long.
+    pub mac_ageing: Duration,
+}
+
+impl EdgeConfig {
+    /// A configuration with the recommended timings.
+    pub fn new(community: &str, keys: CommunityKeys, mac: Mac, supernodes: Vec<SocketAddr>) -> Self {
+        Self {
+            community: community.to_string(),
+            send_admission_proof: keys.has_secret,
+            keys,
+            desc: String::new(),
+            mac,
+            supernodes,
+            pinned: None,
+            requested_ip: None,
+            compress: false,
+            candidates: Vec::new(),
+            keepalive: Duration::from_secs(5),
+            path_timeout: Duration::from_secs(16),
+            punch_duration: Duration::from_secs(10),
+            probe_interval: Duration::from_millis(200),
+            repunch_after: Duration::from_secs(30),
+            key_rotation: Some(Duration::from_secs(600)),
+            mac_ageing: Duration::from_secs(300),
+        }
+    }
+}

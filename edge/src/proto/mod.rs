@@ -1,0 +1,380 @@
+//! The sans-IO edge core: registration with a supernode, peer keys, hole punching, path
+//! keepalive and fallback, and the data path (frames in and out). Inputs carry the time;
+//! outputs are polled.
+
+mod config;
+mod data;
+mod paths;
+mod peer;
+mod registration;
+
+pub use config::EdgeConfig;
+pub use peer::{MAX_KEYS, PairKey, Path, Peer};
+
+use n2n_common::crypto::identity::Fingerprint;
+use n2n_common::crypto::kdf;
+use n2n_common::rng::CoreRng;
+use n2n_common::session::ControlSession;
+use n2n_common::stats::DropCounters;
+use n2n_common::timer::TimerTable;
+use n2n_common::types::{Candidate, EdgeId, Mac, Transmit};
+use n2n_common::wire::messages::KeyAnnounce;
+use n2n_common::wire::{self, Form};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// How long a superseded pair key still opens packets (reordered or in flight).
+const KEY_GRACE: Duration = Duration::from_secs(30);
+
+/// Things the shell acts on or reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Registered (again): configure the TAP with this address.
+    Registered {
+        /// Our id.
+        edge_id: EdgeId,
+        /// Our virtual IP.
+        ip: Ipv4Addr,
+        /// Its prefix length.
+        prefix: u8,
+        /// The supernode that accepted us.
+        supernode: SocketAddr,
+    },
+    /// The supernode refused us.
+    RegistrationRefused {
+        /// Its reason, verbatim.
+        reason: String,
+    },
+    /// A supernode proved this identity.
+    SupernodeIdentity {
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// A supernode was refused (identity mismatch or bad signature).
+    SupernodeRejected {
+        /// Why.
+        reason: String,
+    },
+    /// The supernode stopped answering heartbeats; direct paths keep working.
+    SupernodeLost,
+    /// A peer joined.
+    PeerAdded {
+        /// Its id.
+        id: EdgeId,
+    },
+    /// A peer left.
+    PeerRemoved {
+        /// Its id.
+        id: EdgeId,
+    },
+    /// A peer's path changed.
+    PathChanged {
+        /// The peer.
+        id: EdgeId,
+        /// The new path.
+        path: Path,
+    },
+}
+
+/// Commands from the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Replace the LAN/mapped candidates we advertise.
+    SetCandidates(Vec<Candidate>),
+    /// Say goodbye to the supernode (before exit).
+    Shutdown,
+}
+
+/// Counters for the API and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EdgeStats {
+    /// Frames sent to peers (each flooded copy counts).
+    pub tx_frames: u64,
+    /// Frames sent through the supernode.
+    pub tx_relayed: u64,
+    /// Frames received from peers.
+    pub rx_frames: u64,
+    /// Registrations completed.
+    pub registrations: u64,
+    /// Drops by reason.
+    pub drops: DropCounters,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Hello,
+    Register,
+    Heartbeat,
+    Maintenance,
+    KeyRotation,
+}
+
+/// Our data-plane key pair.
+struct KeyPair {
+    secret: StaticSecret,
+    public: [u8; 32],
+    epoch: u32,
+}
+
+/// Registration progress with the current supernode.
+enum Phase {
+    /// Waiting for a hello reply.
+    Hello { nonce: [u8; 16], attempts: u32 },
+    /// Waiting for the register ack.
+    Register { attempts: u32, datagram: Vec<u8>, session: ControlSession, sn_epoch: u64 },
+    /// Registered.
+    Up,
+    /// Refused; retrying later.
+    Refused,
+}
+
+/// What we hold once registered.
+struct SnSession {
+    session: ControlSession,
+    sn_epoch: u64,
+    last_ack: Instant,
+    heartbeat: Duration,
+}
+
+/// The edge core.
+pub struct Edge {
+    config: EdgeConfig,
+    rng: CoreRng,
+    sn_index: usize,
+    phase: Phase,
+    sn: Option<SnSession>,
+    /// Nonce of a hello sent to check whether the supernode restarted.
+    check_nonce: Option<([u8; 16], Instant)>,
+    my_id: Option<EdgeId>,
+    my_ip: Option<(Ipv4Addr, u8)>,
+    observed: Option<SocketAddr>,
+    key: KeyPair,
+    peers: BTreeMap<EdgeId, Peer>,
+    sync_seen: Option<Vec<EdgeId>>,
+    macs: BTreeMap<Mac, (EdgeId, Instant)>,
+    last_sync_request: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    frames: VecDeque<Vec<u8>>,
+    timers: TimerTable<Timer>,
+    stats: EdgeStats,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Edge {
+    /// Creates the core and starts registering.
+    pub fn new(config: EdgeConfig, mut rng: CoreRng, now: Instant) -> Self {
+        let key = Self::new_keypair(&mut rng, 0);
+        let mut edge = Self {
+            config,
+            rng,
+            sn_index: 0,
+            phase: Phase::Refused,
+            sn: None,
+            check_nonce: None,
+            my_id: None,
+            my_ip: None,
+            observed: None,
+            key,
+            peers: BTreeMap::new(),
+            sync_seen: None,
+            macs: BTreeMap::new(),
+            last_sync_request: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            frames: VecDeque::new(),
+            timers: TimerTable::default(),
+            stats: EdgeStats::default(),
+            out: Vec::with_capacity(2048),
+            scratch: Vec::with_capacity(2048),
+        };
+        edge.start_hello(now, 0);
+        if let Some(every) = edge.config.key_rotation {
+            edge.timers.set(Timer::KeyRotation, now + every);
+        }
+        edge.timers.set(Timer::Maintenance, now + edge.config.probe_interval);
+        edge
+    }
+
+    fn new_keypair(rng: &mut CoreRng, epoch: u32) -> KeyPair {
+        let secret = StaticSecret::from(rng.bytes::<32>());
+        let public = PublicKey::from(&secret).to_bytes();
+        KeyPair { secret, public, epoch }
+    }
+
+    fn announce(&self) -> KeyAnnounce {
+        let tag = kdf::key_tag(&self.config.keys.auth, self.config.mac, &self.key.public, self.key.epoch);
+        KeyAnnounce { public: self.key.public, epoch: self.key.epoch, tag }
+    }
+
+    /// Our id, once registered.
+    pub fn edge_id(&self) -> Option<EdgeId> {
+        self.my_id
+    }
+
+    /// Our virtual IP and prefix, once registered.
+    pub fn address(&self) -> Option<(Ipv4Addr, u8)> {
+        self.my_ip
+    }
+
+    /// Our public endpoint as the supernode sees it.
+    pub fn observed(&self) -> Option<SocketAddr> {
+        self.observed
+    }
+
+    /// True while registered with a supernode that answers.
+    pub fn is_registered(&self) -> bool {
+        matches!(self.phase, Phase::Up)
+    }
+
+    /// The supernode in use.
+    pub fn supernode(&self) -> Option<SocketAddr> {
+        self.config.supernodes.get(self.sn_index).copied()
+    }
+
+    /// Peers by id.
+    pub fn peers(&self) -> &BTreeMap<EdgeId, Peer> {
+        &self.peers
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EdgeStats {
+        &self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    /// Our current data key epoch.
+    pub fn key_epoch(&self) -> u32 {
+        self.key.epoch
+    }
+
+    /// Handles one datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let result = match wire::classify(bytes) {
+            Ok(Form::Data) => self.handle_data(now, from, bytes),
+            Ok(Form::Plain) => self.handle_plain(now, from, bytes),
+            Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
+            Err(e) => Err(e.drop_reason()),
+        };
+        if let Err(reason) = result {
+            self.stats.drops.count(reason);
+        }
+    }
+
+    /// Handles one Ethernet frame read from the TAP device.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        if let Err(reason) = self.send_frame(now, frame) {
+            self.stats.drops.count(reason);
+        }
+    }
+
+    /// Handles a command from the shell.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::SetCandidates(c) => {
+                self.config.candidates = c;
+                self.send_heartbeat(now);
+            }
+            Command::Shutdown => {
+                if let (Phase::Up, Some(id)) = (&self.phase, self.my_id) {
+                    self.seal_to_sn(id, &wire::sealed::SealedMessage::Unregister);
+                }
+                self.phase = Phase::Refused;
+                self.timers = TimerTable::default();
+            }
+        }
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in self.timers.expired(now) {
+            match t {
+                Timer::Hello => self.on_hello_timeout(now),
+                Timer::Register => self.on_register_timeout(now),
+                Timer::Heartbeat => self.on_heartbeat_timer(now),
+                Timer::Maintenance => {
+                    self.maintain_paths(now);
+                    self.age_state(now);
+                    let any_punching = self.peers.values().any(|p| p.punching(now));
+                    let next = if any_punching { self.config.probe_interval } else { Duration::from_millis(500) };
+                    self.timers.set(Timer::Maintenance, now + next);
+                }
+                Timer::KeyRotation => self.rotate_key(now),
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next frame to write to the TAP device.
+    pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn send(&mut self, dst: SocketAddr, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit { dst, payload });
+    }
+
+    fn rotate_key(&mut self, now: Instant) {
+        // The old secret is dropped here; pair keys derived from it live on only for the
+        // grace period of age_state (in-flight packets), then forward secrecy holds.
+        self.key = Self::new_keypair(&mut self.rng, self.key.epoch.wrapping_add(1));
+        // Peers learn the new key through the supernode; give them a moment before using it.
+        let usable_at = now + Duration::from_secs(2);
+        let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.derive_pair_key(id, usable_at);
+        }
+        self.send_heartbeat(now);
+        if let Some(every) = self.config.key_rotation {
+            self.timers.set(Timer::KeyRotation, now + every);
+        }
+    }
+
+    /// Derives the pair key for our current key and the peer's announced key.
+    fn derive_pair_key(&mut self, id: EdgeId, usable_at: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let (my_epoch, peer_epoch) = (self.key.epoch, peer.info.key.epoch);
+        if peer.keys.last().is_some_and(|k| k.my_epoch == my_epoch && k.peer_epoch == peer_epoch) {
+            return;
+        }
+        let secret = kdf::pair_key(&self.config.keys.data, &self.key.secret, &peer.info.key.public);
+        peer.keys.push(std::sync::Arc::new(PairKey::new(my_epoch, peer_epoch, &secret, usable_at)));
+        if peer.keys.len() > MAX_KEYS {
+            peer.keys.remove(0);
+        }
+    }
+
+    fn age_state(&mut self, now: Instant) {
+        let ageing = self.config.mac_ageing;
+        self.macs.retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ageing);
+        for peer in self.peers.values_mut() {
+            let superseded = peer
+                .keys
+                .iter()
+                .rposition(|k| k.usable_at + KEY_GRACE <= now)
+                .unwrap_or(0);
+            peer.keys.drain(..superseded);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Peers and their paths: learning peers from the supernode, hole punching over every
+//! candidate, keepalives, path re-validation and relay fallback.
+
+use super::{Edge, Event, Path, Peer};
+use n2n_common::crypto::kdf;
+use n2n_common::stats::DropReason;
+use n2n_common::types::{CandidateKind, EdgeId};
+use n2n_common::wire::data::flags;
+use n2n_common::wire::messages::PeerInfo;
+use n2n_common::wire::peer::PeerMessage;
+use n2n_common::wire::sealed::SealedMessage;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Probes unanswered for this long are forgotten.
+const PROBE_TTL: Duration = Duration::from_secs(5);
+/// Keep probing this long after the first success, to find a better candidate.
+const PUNCH_LINGER: Duration = Duration::from_secs(1);
+
+impl Edge {
+    /// Adds or updates a peer from supernode information; `punch` starts probing at once
+    /// (a coordinated punch: the peer is probing us now too).
+    pub(super) fn upsert_peer(&mut self, now: Instant, info: PeerInfo, punch: bool) {
+        if Some(info.id) == self.my_id {
+            return;
+        }
+        // The supernode relays key announcements but cannot forge them.
+        let tag = kdf::key_tag(&self.config.keys.auth, info.mac, &info.key.public, info.key.epoch);
+        if !kdf::ct_eq(&tag, &info.key.tag) {
+            self.stats.drops.count(DropReason::Auth);
+            return;
+        }
+        let id = info.id;
+        let (is_new, key_changed, addr_changed) = match self.peers.get_mut(&id) {
+            Some(p) => {
+                let key_changed = p.info.key != info.key;
+                let addr_changed = p.info.observed != info.observed || p.info.candidates != info.candidates;
+                p.info = info;
+                if addr_changed {
+                    p.refresh_candidates();
+                }
+                (false, key_changed, addr_changed)
+            }
+            None => {
+                self.peers.insert(id, Peer::new(info, now));
+                (true, true, true)
+            }
+        };
+        if key_changed {
+            self.derive_pair_key(id, now);
+        }
+        if is_new {
+            self.events.push_back(Event::PeerAdded { id });
+        }
+        if let Some(p) = self.peers.get(&id)
+            && let Some(mac) = Some(p.info.mac)
+        {
+            self.macs.insert(mac, (id, now));
+        }
+        // New peers, changed addresses and coordinated punches all (re)validate the path.
+        if punch || is_new || addr_changed {
+            self.start_punch(now, id);
+        }
+    }
+
+    pub(super) fn remove_peer(&mut self, id: EdgeId) {
+        if self.peers.remove(&id).is_some() {
+            self.macs.retain(|_, (p, _)| *p != id);
+            self.events.push_back(Event::PeerRemoved { id });
+        }
+    }
+
+    /// Starts (or extends) a probing burst to every candidate of a peer.
+    pub(super) fn start_punch(&mut self, now: Instant, id: EdgeId) {
+        let duration = self.config.punch_duration;
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.punch_until = Some(now + duration);
+            p.next_probe = now;
+        }
+        self.probe_round(now, id);
+        let at = now + self.config.probe_interval;
+        self.timers.set_earliest(super::Timer::Maintenance, at);
+    }
+
+    /// Our public address changed: every peer must re-validate, with the supernode's help.
+    pub(super) fn repunch_all(&mut self, now: Instant) {
+        let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.request_punch(now, id);
+        }
+    }
+
+    fn request_punch(&mut self, now: Instant, id: EdgeId) {
+        if let (super::Phase::Up, Some(me)) = (&self.phase, self.my_id) {
+            self.seal_to_sn(me, &SealedMessage::PunchRequest { peer: id });
+        }
+        self.start_punch(now, id);
+    }
+
+    fn probe_round(&mut self, now: Instant, id: EdgeId) {
+        let sn = self.supernode();
+        let Some(p) = self.peers.get(&id) else { return };
+        let targets: Vec<SocketAddr> = p.candidates.keys().copied().filter(|a| Some(*a) != sn).collect();
+        for to in targets {
+            self.send_probe(now, id, to);
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.next_probe = now + self.config.probe_interval;
+        }
+    }
+
+    fn send_probe(&mut self, now: Instant, id: EdgeId, to: SocketAddr) {
+        let probe_id = self.rng.next_u64();
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.probes.insert(probe_id, (to, now));
+        }
+        let mut body = Vec::with_capacity(32);
+        PeerMessage::Probe { probe_id, sent_to: to }.emit(&mut body);
+        self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(to));
+    }
+
+    /// Periodic work: probe rounds, keepalives, path timeouts, punch retries.
+    pub(super) fn maintain_paths(&mut self, now: Instant) {
+        let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get_mut(&id) else { continue };
+            p.probes.retain(|_, (_, at)| now.saturating_duration_since(*at) < PROBE_TTL);
+            let punching = p.punching(now);
+            if punching {
+                if now >= p.next_probe {
+                    self.probe_round(now, id);
+                }
+                continue;
+            }
+            if let Some(until) = p.punch_until.take()
+                && !p.is_direct()
+            {
+                // The attempt failed: stay relayed and try again later, backing off.
+                let base = self.config.repunch_after;
+                p.punch_backoff = if p.punch_backoff.is_zero() { base } else { (p.punch_backoff * 2).min(base * 16) };
+                p.next_punch_request = until + p.punch_backoff;
+                continue;
+            }
+            match p.path {
+                Path::Direct { addr, .. } => {
+                    let silent = p.last_ack.is_none_or(|t| now.saturating_duration_since(t) > self.config.path_timeout);
+                    if silent {
+                        p.path = Path::Relayed;
+                        p.rtt = None;
+                        p.punch_backoff = Duration::ZERO;
+                        self.events.push_back(Event::PathChanged { id, path: Path::Relayed });
+                        self.request_punch(now, id);
+                    } else if now >= p.next_probe {
+                        p.next_probe = now + self.config.keepalive;
+                        self.send_probe(now, id, addr);
+                    }
+                }
+                Path::Relayed => {
+                    if now >= p.next_punch_request {
+                        self.request_punch(now, id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles an authenticated peer control message that arrived from `from`.
+    pub(super) fn handle_peer_message(&mut self, now: Instant, id: EdgeId, from: SocketAddr, msg: PeerMessage) {
+        if Some(from) == self.supernode() {
+            // Probes are never relayed; one that claims to be is meaningless.
+            self.stats.drops.count(DropReason::Unexpected);
+            return;
+        }
+        match msg {
+            PeerMessage::Probe { probe_id, .. } => {
+                let mut body = Vec::with_capacity(32);
+                PeerMessage::ProbeAck { probe_id, seen_from: from }.emit(&mut body);
+                self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(from));
+                let Some(p) = self.peers.get_mut(&id) else { return };
+                let new = p.add_candidate(from, CandidateKind::PeerReflexive);
+                // The peer reaches us from an address we did not know (a symmetric NAT's new
+                // port): probe it back so our side of the path opens too.
+                if new && !p.is_direct() && !p.punching(now) {
+                    self.start_punch(now, id);
+                } else if new && !p.is_direct() {
+                    self.send_probe(now, id, from);
+                }
+            }
+            PeerMessage::ProbeAck { probe_id, .. } => {
+                let Some(p) = self.peers.get_mut(&id) else { return };
+                let Some((target, sent_at)) = p.probes.remove(&probe_id) else {
+                    self.stats.drops.count(DropReason::Unexpected);
+                    return;
+                };
+                let sample = now.saturating_duration_since(sent_at);
+                p.rtt = Some(match p.rtt {
+                    Some(r) => (r * 7 + sample) / 8,
+                    None => sample,
+                });
+                let kind = p.candidates.get(&target).copied().unwrap_or(CandidateKind::PeerReflexive);
+                let better = match p.path {
+                    Path::Relayed => true,
+                    Path::Direct { addr, kind: cur } => addr == from || kind < cur,
+                };
+                if better {
+                    let was = p.path;
+                    p.path = Path::Direct { addr: from, kind };
+                    p.last_ack = Some(now);
+                    p.punch_backoff = Duration::ZERO;
+                    if p.punching(now) {
+                        p.punch_until = p.punch_until.map(|u| u.min(now + PUNCH_LINGER));
+                    }
+                    if was != p.path {
+                        let path = p.path;
+                        self.events.push_back(Event::PathChanged { id, path });
+                    }
+                }
+            }
+        }
+    }
+}

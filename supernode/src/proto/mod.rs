@@ -1,0 +1,311 @@
+//! The sans-IO supernode core: admission, leases, peer distribution, punch coordination,
+//! relay and expiry. Inputs carry the time; outputs are polled.
+
+mod community;
+mod config;
+mod control;
+mod edge;
+mod register;
+mod relay;
+
+pub use community::{AllocError, Community, CommunityRecord, Lease};
+pub use config::{CommunityPolicy, Limits, SupernodeConfig};
+pub use edge::EdgeRecord;
+
+use n2n_common::crypto::identity::{Fingerprint, Identity};
+use n2n_common::crypto::kdf;
+use n2n_common::ratelimit::{KeyedLimiter, TokenBucket};
+use n2n_common::rng::CoreRng;
+use n2n_common::stats::DropCounters;
+use n2n_common::timer::TimerTable;
+use n2n_common::types::{EdgeId, Mac, Transmit};
+use n2n_common::wire::sealed::SealedMessage;
+use n2n_common::wire::{self, Form};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// What the supernode restores at start (from its lease store).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersistedState {
+    /// Communities and their subnets.
+    pub communities: Vec<CommunityRecord>,
+    /// Granted leases.
+    pub leases: Vec<Lease>,
+}
+
+/// Why an edge left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveReason {
+    /// It said goodbye.
+    Unregistered,
+    /// It went silent for longer than the expiry.
+    Expired,
+}
+
+/// Things the shell must act on or may log. Drain events before transmits: a
+/// [`Event::LeaseGranted`] must be stored before the registration ack goes out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A community was created; persist its subnet.
+    CommunityCreated(CommunityRecord),
+    /// A lease was granted or changed; persist it.
+    LeaseGranted(Lease),
+    /// A lease was reclaimed for another MAC; delete it.
+    LeaseReclaimed {
+        /// Community.
+        community: String,
+        /// The MAC that lost it.
+        mac: Mac,
+    },
+    /// An edge registered (or re-registered).
+    EdgeRegistered {
+        /// Its id.
+        id: EdgeId,
+        /// Its community.
+        community: String,
+        /// Its virtual IP.
+        ip: Ipv4Addr,
+        /// Where it registered from.
+        endpoint: SocketAddr,
+        /// True if the community is open (no admission secret).
+        open: bool,
+    },
+    /// An edge left.
+    EdgeRemoved {
+        /// Its id.
+        id: EdgeId,
+        /// Its community.
+        community: String,
+        /// Why.
+        reason: RemoveReason,
+    },
+    /// A registration was refused.
+    RegistrationRefused {
+        /// The community asked for.
+        community: String,
+        /// Who asked.
+        from: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters the API and metrics export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SupernodeStats {
+    /// Datagrams handled.
+    pub datagrams: u64,
+    /// Successful registrations.
+    pub registrations: u64,
+    /// Data packets relayed.
+    pub relayed_packets: u64,
+    /// Data bytes relayed.
+    pub relayed_bytes: u64,
+    /// Punches coordinated.
+    pub punches: u64,
+    /// Drops by reason.
+    pub drops: DropCounters,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Sweep,
+}
+
+/// Length of one cookie validity bucket.
+const COOKIE_BUCKET: Duration = Duration::from_secs(30);
+
+/// The supernode core.
+pub struct Supernode {
+    config: SupernodeConfig,
+    identity: Identity,
+    signature: Vec<u8>,
+    secret: StaticSecret,
+    public: [u8; 32],
+    epoch: u64,
+    cookie_secret: [u8; 32],
+    start: Instant,
+    unix_at_start: u64,
+    communities: BTreeMap<String, Community>,
+    edges: BTreeMap<EdgeId, EdgeRecord>,
+    next_edge_id: EdgeId,
+    handshakes: KeyedLimiter<IpAddr>,
+    unknown_replies: TokenBucket,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    timers: TimerTable<Timer>,
+    stats: SupernodeStats,
+}
+
+impl Supernode {
+    /// Creates the core. `unix_now` maps `now` to wall-clock seconds for lease timestamps.
+    pub fn new(
+        config: SupernodeConfig,
+        identity: Identity,
+        state: PersistedState,
+        mut rng: CoreRng,
+        now: Instant,
+        unix_now: u64,
+    ) -> Self {
+        let secret = StaticSecret::from(rng.bytes::<32>());
+        let public = PublicKey::from(&secret).to_bytes();
+        let epoch = rng.next_u64();
+        // The one RSA private-key operation: done here, once, never on request.
+        let signature = identity.sign(&wire::plain::signed_key_material(&public, epoch));
+        let cookie_secret = rng.bytes();
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Sweep, now + config.sweep_interval);
+        let limits = config.limits.clone();
+        let mut sn = Self {
+            handshakes: KeyedLimiter::new(limits.handshakes_per_source, limits.max_tracked_sources),
+            unknown_replies: TokenBucket::new(limits.unknown_session_replies, now),
+            config,
+            identity,
+            signature,
+            secret,
+            public,
+            epoch,
+            cookie_secret,
+            start: now,
+            unix_at_start: unix_now,
+            communities: BTreeMap::new(),
+            edges: BTreeMap::new(),
+            next_edge_id: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timers,
+            stats: SupernodeStats::default(),
+        };
+        sn.restore(state);
+        sn
+    }
+
+    fn restore(&mut self, state: PersistedState) {
+        for rec in state.communities {
+            let policy = self.config.communities.get(&rec.name).cloned().unwrap_or_default();
+            self.communities.insert(rec.name.clone(), Community::new(&rec, policy));
+        }
+        for lease in state.leases {
+            self.next_edge_id = self.next_edge_id.max(lease.edge_id.saturating_add(1));
+            if let Some(c) = self.communities.get_mut(&lease.community) {
+                c.restore(lease);
+            }
+        }
+    }
+
+    /// The identity fingerprint edges can pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.identity.fingerprint()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SupernodeStats {
+        &self.stats
+    }
+
+    /// Communities by name.
+    pub fn communities(&self) -> &BTreeMap<String, Community> {
+        &self.communities
+    }
+
+    /// Registered edges by id.
+    pub fn edges(&self) -> &BTreeMap<EdgeId, EdgeRecord> {
+        &self.edges
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SupernodeConfig {
+        &self.config
+    }
+
+    /// Wall-clock seconds at `now`.
+    pub fn unix_time(&self, now: Instant) -> u64 {
+        self.unix_at_start + now.saturating_duration_since(self.start).as_secs()
+    }
+
+    /// Handles one datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams += 1;
+        let result = match wire::classify(bytes) {
+            Ok(Form::Plain) => self.handle_plain(now, from, bytes),
+            Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
+            Ok(Form::Data) => self.handle_relay(now, from, bytes),
+            Err(e) => Err(e.drop_reason()),
+        };
+        if let Err(reason) = result {
+            self.stats.drops.count(reason);
+        }
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in self.timers.expired(now) {
+            match t {
+                Timer::Sweep => {
+                    self.sweep(now);
+                    self.timers.set(Timer::Sweep, now + self.config.sweep_interval);
+                }
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn send(&mut self, dst: SocketAddr, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit { dst, payload });
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let expiry = self.config.expiry;
+        let stale: Vec<EdgeId> = self
+            .edges
+            .values()
+            .filter(|e| now.saturating_duration_since(e.last_seen) > expiry)
+            .map(|e| e.id)
+            .collect();
+        for id in stale {
+            self.remove_edge(id, RemoveReason::Expired);
+        }
+        self.handshakes.prune(now);
+    }
+
+    fn remove_edge(&mut self, id: EdgeId, reason: RemoveReason) {
+        let Some(rec) = self.edges.remove(&id) else { return };
+        if let Some(c) = self.communities.get_mut(&rec.community) {
+            c.members.remove(&id);
+        }
+        self.broadcast(&rec.community, Some(id), &SealedMessage::PeerRemove { ids: vec![id] });
+        self.events.push_back(Event::EdgeRemoved { id, community: rec.community, reason });
+    }
+
+    fn cookie_bucket(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs() / COOKIE_BUCKET.as_secs()
+    }
+
+    fn cookie_for(&self, from: SocketAddr, now: Instant) -> [u8; 16] {
+        kdf::cookie(&self.cookie_secret, from, self.cookie_bucket(now))
+    }
+
+    /// A cookie stays valid for the current and the previous bucket.
+    fn cookie_valid(&self, from: SocketAddr, now: Instant, cookie: &[u8; 16]) -> bool {
+        let bucket = self.cookie_bucket(now);
+        [bucket, bucket.wrapping_sub(1)]
+            .iter()
+            .any(|b| kdf::ct_eq(&kdf::cookie(&self.cookie_secret, from, *b), cookie))
+    }
+}

@@ -1,0 +1,202 @@
+//! The hello exchange and registration: admission, leases, the ack and the peer list.
+
+use super::{Community, CommunityRecord, EdgeRecord, Event, Lease, Supernode, community};
+use n2n_common::crypto::aead::SessionKey;
+use n2n_common::crypto::kdf;
+use n2n_common::ratelimit::TokenBucket;
+use n2n_common::session::{ControlSession, REGISTER_PREFIX, Role};
+use n2n_common::stats::DropReason;
+use n2n_common::types::MAX_EDGE_ID;
+use n2n_common::wire::messages::RegisterBody;
+use n2n_common::wire::plain::{PlainMessage, REGISTER_AAD_LEN};
+use n2n_common::wire::sealed::{NakCode, SealedMessage};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+use x25519_dalek::PublicKey;
+
+impl Supernode {
+    pub(super) fn handle_plain(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+        match PlainMessage::parse(bytes).map_err(|e| e.drop_reason())? {
+            PlainMessage::Hello { nonce } => {
+                if !self.handshakes.allow(&from.ip(), now) {
+                    return Err(DropReason::RateLimited);
+                }
+                let reply = PlainMessage::HelloReply {
+                    nonce,
+                    sn_key: self.public,
+                    sn_epoch: self.epoch,
+                    cookie: self.cookie_for(from, now),
+                    identity: self.identity.public_der().to_vec(),
+                    signature: self.signature.clone(),
+                };
+                self.send(from, reply.emit());
+                Ok(())
+            }
+            PlainMessage::Register { sn_epoch, edge_key, cookie, sealed } => {
+                if sn_epoch != self.epoch {
+                    return Err(DropReason::Unexpected);
+                }
+                if !self.cookie_valid(from, now, &cookie) {
+                    return Err(DropReason::Auth);
+                }
+                if !self.handshakes.allow(&from.ip(), now) {
+                    return Err(DropReason::RateLimited);
+                }
+                let aad = bytes.get(..REGISTER_AAD_LEN).ok_or(DropReason::Malformed)?;
+                self.handle_register(now, from, aad, edge_key, sealed)
+            }
+            PlainMessage::HelloReply { .. } | PlainMessage::UnknownSession { .. } => Err(DropReason::Unexpected),
+        }
+    }
+
+    fn handle_register(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        aad: &[u8],
+        edge_key: [u8; 32],
+        mut sealed: Vec<u8>,
+    ) -> Result<(), DropReason> {
+        let shared = self.secret.diffie_hellman(&PublicKey::from(edge_key));
+        let (e2s, s2e) = kdf::session_keys(shared.as_bytes(), &edge_key, &self.public);
+        let plain = SessionKey::new(&e2s)
+            .open(REGISTER_PREFIX, 0, aad, &mut sealed)
+            .map_err(|_| DropReason::Auth)?;
+        let body = RegisterBody::parse(plain).map_err(|e| e.drop_reason())?;
+        let mut session = ControlSession::new(Role::Supernode, &e2s, &s2e);
+        let name = body.community.clone();
+
+        let policy = self.config.communities.get(&name).cloned();
+        if policy.is_none() && !self.config.allow_open {
+            let reason = format!("community {name:?} is not served by this supernode");
+            return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
+        }
+        let open = policy.as_ref().is_none_or(|p| p.admission_key.is_none());
+        if let Some(key) = policy.as_ref().and_then(|p| p.admission_key) {
+            let expected = kdf::admission_proof(&key, &name, body.mac, &edge_key, &self.public);
+            if !body.admission_proof.is_some_and(|p| kdf::ct_eq(&p, &expected)) {
+                let reason = format!("admission to community {name:?} refused: wrong or missing community secret");
+                return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
+            }
+        }
+        if !self.ensure_community(&name) {
+            let reason = "no free subnet left for a new community".to_string();
+            return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
+        }
+        let edges = &self.edges;
+        let Some(c) = self.communities.get(&name) else { return Err(DropReason::Unexpected) };
+        let existing = c.leases.get(&body.mac).map(|l| l.edge_id);
+        let already_member = existing.is_some_and(|id| c.members.contains(&id));
+        let cap = c.policy.max_edges.unwrap_or(self.config.limits.max_edges_per_community);
+        if !already_member && c.members.len() >= cap {
+            let reason = format!("community {name:?} is full ({cap} edges)");
+            return self.refuse(from, &mut session, &name, NakCode::CommunityFull, reason);
+        }
+        let online = |mac: &n2n_common::types::Mac| {
+            c.leases.get(mac).is_some_and(|l| edges.contains_key(&l.edge_id))
+        };
+        let (ip, reclaimed) = match c.choose_ip(body.mac, body.requested_ip, online) {
+            Ok(v) => v,
+            Err(_) => {
+                let reason = format!("no free address in community {name:?}");
+                return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
+            }
+        };
+        let (subnet_prefix, edge_id) = (c.prefix, existing.unwrap_or(self.next_edge_id));
+        if edge_id > MAX_EDGE_ID {
+            let reason = "supernode ran out of edge ids".to_string();
+            return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
+        }
+        if existing.is_none() {
+            self.next_edge_id += 1;
+        }
+        let lease = Lease {
+            community: name.clone(),
+            mac: body.mac,
+            ip,
+            edge_id,
+            desc: body.desc.clone(),
+            last_seen_unix: self.unix_time(now),
+        };
+        if let Some(c) = self.communities.get_mut(&name) {
+            c.grant(lease.clone());
+            c.members.insert(edge_id);
+        }
+        if let Some(mac) = reclaimed {
+            self.events.push_back(Event::LeaseReclaimed { community: name.clone(), mac });
+        }
+        self.events.push_back(Event::LeaseGranted(lease));
+
+        let limits = &self.config.limits;
+        let ack = session.seal(
+            edge_id,
+            &SealedMessage::RegisterAck {
+                edge_id,
+                ip,
+                prefix: subnet_prefix,
+                observed: from,
+                heartbeat_secs: self.config.heartbeat.as_secs().clamp(1, 3600) as u16,
+            },
+        );
+        let record = EdgeRecord {
+            id: edge_id,
+            community: name.clone(),
+            mac: body.mac,
+            ip,
+            desc: body.desc,
+            endpoint: from,
+            candidates: body.candidates,
+            key: body.key,
+            last_seen: now,
+            registered_at: now,
+            relayed_packets: 0,
+            relayed_bytes: 0,
+            session,
+            relay_bucket: TokenBucket::new(limits.relay_per_edge, now),
+            punch_bucket: TokenBucket::new(limits.punches_per_edge, now),
+        };
+        let info = record.peer_info();
+        self.edges.insert(edge_id, record);
+        self.send(from, ack);
+        self.send_peer_list(edge_id);
+        self.broadcast(&name, Some(edge_id), &SealedMessage::PeerUpdate { peers: vec![info] });
+        self.stats.registrations += 1;
+        self.events.push_back(Event::EdgeRegistered { id: edge_id, community: name, ip, endpoint: from, open });
+        Ok(())
+    }
+
+    fn refuse(
+        &mut self,
+        from: SocketAddr,
+        session: &mut ControlSession,
+        community: &str,
+        code: NakCode,
+        reason: String,
+    ) -> Result<(), DropReason> {
+        let nak = session.seal(0, &SealedMessage::RegisterNak { code, reason: reason.clone() });
+        self.send(from, nak);
+        self.events.push_back(Event::RegistrationRefused { community: community.to_string(), from, reason });
+        Err(DropReason::AdmissionRefused)
+    }
+
+    /// Creates the community with a subnet if it does not exist; false if no subnet is free.
+    fn ensure_community(&mut self, name: &str) -> bool {
+        if self.communities.contains_key(name) {
+            return true;
+        }
+        let policy = self.config.communities.get(name).cloned().unwrap_or_default();
+        let taken: BTreeSet<_> = self.communities.values().map(|c| c.subnet).collect();
+        let chosen = match policy.subnet {
+            Some((net, prefix)) if !taken.contains(&net) => Some((net, prefix)),
+            Some(_) => None,
+            None => community::choose_subnet(name, self.config.subnet_pool, self.config.community_prefix, &taken)
+                .map(|s| (s, self.config.community_prefix)),
+        };
+        let Some((subnet, prefix)) = chosen else { return false };
+        let rec = CommunityRecord { name: name.to_string(), subnet, prefix };
+        self.communities.insert(name.to_string(), Community::new(&rec, policy));
+        self.events.push_back(Event::CommunityCreated(rec));
+        true
+    }
+}

@@ -1,0 +1,130 @@
+//! Simulator scenarios: registration, leases, admission, and frames over the overlay.
+
+use n2n_common::sim::NatKind;
+use n2n_common::types::Mac;
+use n2n_edge::proto::{Event, Path};
+use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig};
+use n2n_tests::{EdgeOptions, World, frame, keys};
+use std::time::Duration;
+
+fn mac_of(w: &World, i: usize) -> [u8; 6] {
+    w.edges[i].core.config().mac.0
+}
+
+#[test]
+fn two_public_edges_register_get_distinct_ips_and_exchange_frames_directly() {
+    let mut w = World::new(1, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()), "edges did not connect");
+    let (ipa, pa) = w.edges[a].core.address().unwrap();
+    let (ipb, pb) = w.edges[b].core.address().unwrap();
+    assert_ne!(ipa, ipb);
+    assert_eq!((pa, pb), (24, 24));
+    let sn = w.sn.as_ref().unwrap();
+    let community = &sn.communities()["acme"];
+    assert!(community.contains(ipa) && community.contains(ipb));
+    assert_eq!(w.sn_store.leases.len(), 2, "both leases persisted");
+    assert!(w.run_until(Duration::from_secs(5), |w| {
+        matches!(w.path(a, b), Some(Path::Direct { .. })) && matches!(w.path(b, a), Some(Path::Direct { .. }))
+    }));
+
+    // Broadcast first (ARP-like), then unicast once MACs are known.
+    let bcast = frame([0xff; 6], mac_of(&w, a), 1, 60);
+    w.send_frame(a, &bcast);
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.edges[b].delivered, vec![bcast]);
+    for seq in 0..50 {
+        let f = frame(mac_of(&w, b), mac_of(&w, a), seq, 1400);
+        w.send_frame(a, &f);
+        let g = frame(mac_of(&w, a), mac_of(&w, b), seq, 200);
+        w.send_frame(b, &g);
+    }
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.edges[b].delivered.len(), 51);
+    assert_eq!(w.edges[a].delivered.len(), 50);
+    assert_eq!(w.edges[a].core.stats().tx_relayed, 0, "direct path carried everything");
+    assert_eq!(w.sn.as_ref().unwrap().stats().relayed_packets, 0);
+    assert_eq!(w.edge_drops().values().sum::<u64>(), 0, "no drops: {:?}", w.edge_drops());
+}
+
+#[test]
+fn leases_are_stable_per_mac_and_static_requests_are_honoured() {
+    let mut w = World::new(2, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    let mut opts = EdgeOptions::new(NatKind::None, 2);
+    let community = {
+        w.run_until(Duration::from_secs(5), |w| w.edges[a].core.is_registered());
+        &w.sn.as_ref().unwrap().communities()["acme"]
+    };
+    let wanted = std::net::Ipv4Addr::from(u32::from(community.subnet) + 77);
+    opts.requested_ip = Some(wanted);
+    let b = w.add_edge(opts);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    assert_eq!(w.edges[b].core.address().unwrap().0, wanted);
+    let ip_a = w.edges[a].core.address().unwrap().0;
+    let id_a = w.edges[a].core.edge_id().unwrap();
+    // The edge restarts (new process: new keys, new session): same MAC, same IP, same id.
+    w.restart_edge(a, 99);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected() && w.edges[a].core.is_registered()));
+    assert_eq!(w.edges[a].core.address().unwrap().0, ip_a);
+    assert_eq!(w.edges[a].core.edge_id().unwrap(), id_a);
+    // A third edge asking for a taken address gets another one.
+    let mut opts = EdgeOptions::new(NatKind::None, 3);
+    opts.requested_ip = Some(wanted);
+    let c = w.add_edge(opts);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    let ip_c = w.edges[c].core.address().unwrap().0;
+    assert!(ip_c != wanted && ip_c != ip_a);
+}
+
+#[test]
+fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
+    let mut cfg = SupernodeConfig::default();
+    cfg.communities.insert(
+        "acme".into(),
+        CommunityPolicy { admission_key: Some(keys("acme", Some("secret")).admission), ..Default::default() },
+    );
+    cfg.allow_open = false;
+    let mut w = World::new(3, cfg);
+    let good = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    let mut bad_opts = EdgeOptions::new(NatKind::None, 2);
+    bad_opts.passphrase = Some("wrong".into());
+    let bad = w.add_edge(bad_opts);
+    let mut stranger = EdgeOptions::new(NatKind::None, 3);
+    stranger.community = "other".into();
+    let other = w.add_edge(stranger);
+    w.run_for(Duration::from_secs(5));
+    assert!(w.edges[good].core.is_registered());
+    assert!(!w.edges[bad].core.is_registered());
+    assert!(!w.edges[other].core.is_registered());
+    let reason = |i: usize| {
+        w.edges[i].events.iter().find_map(|e| match e {
+            Event::RegistrationRefused { reason } => Some(reason.clone()),
+            _ => None,
+        })
+    };
+    assert!(reason(bad).unwrap().contains("wrong or missing community secret"), "{:?}", reason(bad));
+    assert!(reason(other).unwrap().contains("not served"), "{:?}", reason(other));
+    assert!(w.edges[good].core.peers().is_empty(), "refused edges are not peers");
+    assert_eq!(w.sn.as_ref().unwrap().edges().len(), 1);
+}
+
+#[test]
+fn supernode_never_sees_a_frame_in_plaintext() {
+    let mut w = World::new(4, SupernodeConfig::default());
+    w.capture = true;
+    // Both symmetric: everything is relayed through the supernode.
+    let a = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 1));
+    let b = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 2));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    let mut f = frame(mac_of(&w, b), mac_of(&w, a), 7, 300);
+    f.extend_from_slice(b"PLAINTEXT-MARKER-0123456789");
+    w.send_frame(a, &f);
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.edges[b].delivered.last(), Some(&f));
+    assert!(w.sn.as_ref().unwrap().stats().relayed_packets >= 1);
+    let leaked = w.wire_log.iter().any(|(_, _, bytes)| bytes.windows(16).any(|win| win == &b"PLAINTEXT-MARKER"[..]));
+    assert!(!leaked, "frame bytes visible on the wire");
+    let _ = Mac::BROADCAST;
+}
