@@ -216,9 +216,34 @@ impl World {
         self.drain();
     }
 
-    /// Injects a raw datagram into the network.
+    /// Injects a datagram with any (possibly forged) source address.
     pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        self.net.send(self.now, from, to, bytes);
+        self.net.spoof(self.now, from, to, bytes);
+    }
+
+    /// A printable summary of everything an edge's state consists of that outsiders must not
+    /// be able to move.
+    pub fn edge_state(&self, i: usize) -> String {
+        let c = &self.edges[i].core;
+        let peers: Vec<_> = c.peers().values().map(|p| (p.info.clone(), p.path, p.keys.len())).collect();
+        format!(
+            "{:?} {:?} {:?} reg={} peers={:?} delivered={}",
+            c.edge_id(),
+            c.address(),
+            c.observed(),
+            c.stats().registrations,
+            peers,
+            self.edges[i].delivered.len()
+        )
+    }
+
+    /// The same for the supernode: edges, endpoints, keys, leases, registrations (counters of
+    /// relayed traffic are not state: a spoofed source can make it relay junk).
+    pub fn sn_state(&self) -> String {
+        let Some(sn) = self.sn.as_ref() else { return "down".into() };
+        let edges: Vec<_> = sn.edges().values().map(|e| (e.id, e.endpoint, e.ip, e.key, e.candidates.clone())).collect();
+        let leases: Vec<_> = sn.communities().values().map(|c| c.leases.clone()).collect();
+        format!("{edges:?} {leases:?} reg={}", sn.stats().registrations)
     }
 
     /// Advances time by `d`, processing everything that happens.

@@ -163,6 +163,25 @@ impl Network {
         }
     }
 
+    /// Puts a datagram with a forged source `from` on the public segment, addressed to `to`
+    /// (an attacker's spoofed packet): NAT filters still apply on the way in.
+    pub fn spoof(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, payload: Vec<u8>) {
+        match self.hosts.get(&to.ip()) {
+            Some(None) => self.enqueue(now, to, from, payload),
+            Some(Some(r)) => match self.routers.get_mut(*r).and_then(|r| r.inbound(now, from, to)) {
+                Some(inner) => self.enqueue(now, inner, from, payload),
+                None => self.stats.filtered += 1,
+            },
+            None => match self.routers.iter_mut().find(|r| r.public_ip() == to.ip()) {
+                Some(router) => match router.inbound(now, from, to) {
+                    Some(inner) => self.enqueue(now, inner, from, payload),
+                    None => self.stats.filtered += 1,
+                },
+                None => self.stats.unroutable += 1,
+            },
+        }
+    }
+
     fn translate_out(
         &mut self,
         router: Option<RouterId>,

@@ -33,6 +33,7 @@ impl Edge {
         let id = info.id;
         let (is_new, key_changed, addr_changed) = match self.peers.get_mut(&id) {
             Some(p) => {
+                p.unlisted = false;
                 let key_changed = p.info.key != info.key;
                 let addr_changed = p.info.observed != info.observed || p.info.candidates != info.candidates;
                 p.info = info;
@@ -60,6 +61,24 @@ impl Edge {
         // New peers, changed addresses and coordinated punches all (re)validate the path.
         if punch || is_new || addr_changed {
             self.start_punch(now, id);
+        }
+    }
+
+    /// Applies a complete peer list: peers it lacks are gone, unless they still talk to us
+    /// directly (a restarted supernode lists peers only as they re-register).
+    pub(super) fn reconcile_full_list(&mut self, now: Instant, listed: &[EdgeId]) {
+        let timeout = self.config.path_timeout;
+        let mut gone = Vec::new();
+        for (id, p) in self.peers.iter_mut().filter(|(id, _)| !listed.contains(id)) {
+            let alive = p.is_direct() && p.last_rx.is_some_and(|t| now.saturating_duration_since(t) < timeout);
+            if alive {
+                p.unlisted = true;
+            } else {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            self.remove_peer(id);
         }
     }
 
@@ -144,7 +163,9 @@ impl Edge {
             match p.path {
                 Path::Direct { addr, .. } => {
                     let silent = p.last_ack.is_none_or(|t| now.saturating_duration_since(t) > self.config.path_timeout);
-                    if silent {
+                    if silent && p.unlisted {
+                        self.remove_peer(id);
+                    } else if silent {
                         p.path = Path::Relayed;
                         p.rtt = None;
                         p.punch_backoff = Duration::ZERO;

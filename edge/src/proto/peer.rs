@@ -110,6 +110,9 @@ pub struct Peer {
     pub rx: (u64, u64),
     /// Frames sent through the relay.
     pub tx_relayed: u64,
+    /// Missing from the supernode's last full list (it restarted and has not seen the peer
+    /// yet); kept only while its direct path lives.
+    pub unlisted: bool,
 }
 
 /// The most pair keys kept per peer (covers a rotation on each side at once).
@@ -135,6 +138,7 @@ impl Peer {
             tx: (0, 0),
             rx: (0, 0),
             tx_relayed: 0,
+            unlisted: false,
         };
         p.refresh_candidates();
         p

@@ -242,10 +242,7 @@ impl Edge {
                     self.upsert_peer(now, p, false);
                 }
                 if last && let Some(seen) = self.sync_seen.take() {
-                    let gone: Vec<EdgeId> = self.peers.keys().filter(|id| !seen.contains(id)).copied().collect();
-                    for id in gone {
-                        self.remove_peer(id);
-                    }
+                    self.reconcile_full_list(now, &seen);
                 }
             }
             SealedMessage::PeerUpdate { peers } => {
