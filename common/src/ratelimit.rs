@@ -29,7 +29,10 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: Rate, now: Instant) -> Self {
-        Self { tokens: rate.burst, at: now }
+        Self {
+            tokens: rate.burst,
+            at: now,
+        }
     }
 
     /// Takes one token if there is one.
@@ -64,7 +67,11 @@ impl<K: Ord + Clone> KeyedLimiter<K> {
     /// A limiter allowing `rate` per key and tracking at most `max_keys` keys (beyond that,
     /// new keys are refused until idle ones are pruned: an attacker cannot grow our memory).
     pub fn new(rate: Rate, max_keys: usize) -> Self {
-        Self { rate, buckets: BTreeMap::new(), max_keys }
+        Self {
+            rate,
+            buckets: BTreeMap::new(),
+            max_keys,
+        }
     }
 
     /// Takes a token for `key`.

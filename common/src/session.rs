@@ -66,28 +66,43 @@ impl ControlSession {
 
     /// Seals `msg` into a datagram for the session of `edge_id`.
     pub fn seal(&mut self, edge_id: EdgeId, msg: &SealedMessage) -> Vec<u8> {
-        let header = SealedHeader { kind: msg.kind(), edge_id, counter: self.tx_counter };
+        let header = SealedHeader {
+            kind: msg.kind(),
+            edge_id,
+            counter: self.tx_counter,
+        };
         self.tx_counter += 1;
         let hdr = header.emit();
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(&hdr);
         let mut body = Vec::with_capacity(112);
         msg.emit(&mut body);
-        self.tx.seal(self.tx_prefix, header.counter, &hdr, &mut body);
+        self.tx
+            .seal(self.tx_prefix, header.counter, &hdr, &mut body);
         out.extend_from_slice(&body);
         out
     }
 
     /// Opens a sealed datagram whose header was parsed as `header`; checks authenticity, then
     /// replay, then parses the body.
-    pub fn open(&mut self, header: &SealedHeader, datagram: &[u8]) -> Result<SealedMessage, DropReason> {
+    pub fn open(
+        &mut self,
+        header: &SealedHeader,
+        datagram: &[u8],
+    ) -> Result<SealedMessage, DropReason> {
         let hdr_len = crate::wire::sealed::HEADER_LEN;
         let aad = datagram.get(..hdr_len).ok_or(DropReason::Malformed)?;
-        let mut sealed = datagram.get(hdr_len..).ok_or(DropReason::Malformed)?.to_vec();
+        let mut sealed = datagram
+            .get(hdr_len..)
+            .ok_or(DropReason::Malformed)?
+            .to_vec();
         if !self.replay.check(header.counter) {
             return Err(DropReason::Replay);
         }
-        let body = self.rx.open(self.rx_prefix, header.counter, aad, &mut sealed).map_err(|_| DropReason::Auth)?;
+        let body = self
+            .rx
+            .open(self.rx_prefix, header.counter, aad, &mut sealed)
+            .map_err(|_| DropReason::Auth)?;
         let msg = SealedMessage::parse(header.kind, body).map_err(|e| e.drop_reason())?;
         self.replay.accept(header.counter);
         Ok(msg)

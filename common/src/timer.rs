@@ -11,7 +11,9 @@ pub struct TimerTable<T: Ord + Copy> {
 
 impl<T: Ord + Copy> Default for TimerTable<T> {
     fn default() -> Self {
-        Self { deadlines: BTreeMap::new() }
+        Self {
+            deadlines: BTreeMap::new(),
+        }
     }
 }
 
@@ -52,7 +54,7 @@ impl<T: Ord + Copy> TimerTable<T> {
             .filter(|(_, at)| **at <= now)
             .map(|(n, at)| (*at, *n))
             .collect();
-        due.sort_by(|a, b| a.0.cmp(&b.0));
+        due.sort_by_key(|d| d.0);
         for (_, n) in &due {
             self.deadlines.remove(n);
         }

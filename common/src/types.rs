@@ -23,7 +23,9 @@ impl Mac {
 
     /// Reads the source MAC of an Ethernet frame.
     pub fn src_of(frame: &[u8]) -> Option<Mac> {
-        frame.get(6..12).map(|b| Mac(b.try_into().unwrap_or([0; 6])))
+        frame
+            .get(6..12)
+            .map(|b| Mac(b.try_into().unwrap_or([0; 6])))
     }
 
     /// Makes a locally administered unicast MAC out of arbitrary bytes.

@@ -1,6 +1,9 @@
 //! Test support across crates: a simulated world of one supernode and edges behind NAT
 //! routers, driven on the deterministic network of `n2n_common::sim` with a manual clock.
 
+// Test support: a wrong index or a failed expectation should panic the test right there.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 use n2n_common::crypto::identity::Identity;
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
 use n2n_common::rng::CoreRng;
@@ -19,7 +22,8 @@ pub const SN_ADDR: &str = "203.0.113.1:7777";
 /// One identity per test binary: RSA key generation is slow.
 pub fn test_identity() -> Identity {
     static ID: OnceLock<Identity> = OnceLock::new();
-    ID.get_or_init(|| Identity::generate(&mut CoreRng::seeded(7), 2048).expect("rsa keygen")).clone()
+    ID.get_or_init(|| Identity::generate(&mut CoreRng::seeded(7), 2048).expect("rsa keygen"))
+        .clone()
 }
 
 /// Community keys with cheap KDF parameters (cached per passphrase).
@@ -166,7 +170,10 @@ impl World {
     pub fn add_edge(&mut self, opts: EdgeOptions) -> usize {
         let idx = self.edges.len();
         let (router, host_ip) = match (opts.behind, opts.nat) {
-            (Some(r), _) => (Some(r), IpAddr::V4(Ipv4Addr::new(10, 0, r as u8, 10 + idx as u8))),
+            (Some(r), _) => (
+                Some(r),
+                IpAddr::V4(Ipv4Addr::new(10, 0, r as u8, 10 + idx as u8)),
+            ),
             (None, NatKind::None) => (None, self.next_public_ip()),
             (None, NatKind::Firewall) => {
                 let r = self.add_router(NatKind::Firewall);
@@ -174,7 +181,10 @@ impl World {
             }
             (None, kind) => {
                 let r = self.add_router(kind);
-                (Some(r), IpAddr::V4(Ipv4Addr::new(10, 0, r as u8, 10 + idx as u8)))
+                (
+                    Some(r),
+                    IpAddr::V4(Ipv4Addr::new(10, 0, r as u8, 10 + idx as u8)),
+                )
             }
         };
         self.net.add_host(host_ip, router);
@@ -186,7 +196,10 @@ impl World {
         cfg.requested_ip = opts.requested_ip;
         cfg.compress = opts.compress;
         if opts.advertise_lan {
-            cfg.candidates = vec![Candidate { kind: CandidateKind::Lan, addr }];
+            cfg.candidates = vec![Candidate {
+                kind: CandidateKind::Lan,
+                addr,
+            }];
         }
         let core = Edge::new(cfg, CoreRng::seeded(self.seed * 31 + idx as u64), self.now);
         self.edges.push(SimEdge {
@@ -225,7 +238,11 @@ impl World {
     /// be able to move.
     pub fn edge_state(&self, i: usize) -> String {
         let c = &self.edges[i].core;
-        let peers: Vec<_> = c.peers().values().map(|p| (p.info.clone(), p.path, p.keys.len())).collect();
+        let peers: Vec<_> = c
+            .peers()
+            .values()
+            .map(|p| (p.info.clone(), p.path, p.keys.len()))
+            .collect();
         format!(
             "{:?} {:?} {:?} reg={} peers={:?} delivered={}",
             c.edge_id(),
@@ -240,9 +257,19 @@ impl World {
     /// The same for the supernode: edges, endpoints, keys, leases, registrations (counters of
     /// relayed traffic are not state: a spoofed source can make it relay junk).
     pub fn sn_state(&self) -> String {
-        let Some(sn) = self.sn.as_ref() else { return "down".into() };
-        let edges: Vec<_> = sn.edges().values().map(|e| (e.id, e.endpoint, e.ip, e.key, e.candidates.clone())).collect();
-        let leases: Vec<_> = sn.communities().values().map(|c| c.leases.clone()).collect();
+        let Some(sn) = self.sn.as_ref() else {
+            return "down".into();
+        };
+        let edges: Vec<_> = sn
+            .edges()
+            .values()
+            .map(|e| (e.id, e.endpoint, e.ip, e.key, e.candidates.clone()))
+            .collect();
+        let leases: Vec<_> = sn
+            .communities()
+            .values()
+            .map(|c| c.leases.clone())
+            .collect();
         format!("{edges:?} {leases:?} reg={}", sn.stats().registrations)
     }
 
@@ -314,11 +341,15 @@ impl World {
                 match &ev {
                     SnEvent::CommunityCreated(c) => self.sn_store.communities.push(c.clone()),
                     SnEvent::LeaseGranted(l) => {
-                        self.sn_store.leases.retain(|x| !(x.community == l.community && x.mac == l.mac));
+                        self.sn_store
+                            .leases
+                            .retain(|x| !(x.community == l.community && x.mac == l.mac));
                         self.sn_store.leases.push(l.clone());
                     }
                     SnEvent::LeaseReclaimed { community, mac } => {
-                        self.sn_store.leases.retain(|x| !(&x.community == community && x.mac == *mac));
+                        self.sn_store
+                            .leases
+                            .retain(|x| !(&x.community == community && x.mac == *mac));
                     }
                     _ => {}
                 }
@@ -333,8 +364,13 @@ impl World {
         }
         for e in &mut self.edges {
             while let Some(ev) = e.core.poll_event() {
-                if matches!(ev, n2n_edge::proto::Event::PathChanged { path: Path::Direct { .. }, .. })
-                    && e.first_direct.is_none()
+                if matches!(
+                    ev,
+                    n2n_edge::proto::Event::PathChanged {
+                        path: Path::Direct { .. },
+                        ..
+                    }
+                ) && e.first_direct.is_none()
                 {
                     e.first_direct = Some(now);
                 }

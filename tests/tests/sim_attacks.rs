@@ -1,6 +1,8 @@
 //! Hostile input: replayed, truncated, forged and wrong-community packets are dropped and
 //! counted, move no state, and panic nothing; random bytes never panic either core.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
 use n2n_common::sim::NatKind;
 use n2n_common::wire::data::HEADER_LEN;
 use n2n_common::wire::plain::PlainMessage;
@@ -20,13 +22,17 @@ fn sn() -> SocketAddr {
 /// A world with two public edges a, b exchanging frames directly and a captured wire log.
 fn setup(seed: u64) -> World {
     let mut w = World::new(seed, SupernodeConfig::default());
-    w.net.add_host(ATTACKER.parse::<SocketAddr>().unwrap().ip(), None);
+    w.net
+        .add_host(ATTACKER.parse::<SocketAddr>().unwrap().ip(), None);
     w.capture = true;
     let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
     let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
     assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()
         && matches!(w.path(a, b), Some(Path::Direct { .. }))));
-    let (ma, mb) = (w.edges[a].core.config().mac.0, w.edges[b].core.config().mac.0);
+    let (ma, mb) = (
+        w.edges[a].core.config().mac.0,
+        w.edges[b].core.config().mac.0,
+    );
     for seq in 0..5 {
         w.send_frame(a, &frame(mb, ma, seq, 300));
         w.send_frame(b, &frame(ma, mb, seq, 300));
@@ -37,7 +43,11 @@ fn setup(seed: u64) -> World {
 
 /// Captured datagrams from `from` to `to`.
 fn captured(w: &World, from: SocketAddr, to: SocketAddr) -> Vec<Vec<u8>> {
-    w.wire_log.iter().filter(|(f, t, _)| *f == from && *t == to).map(|(_, _, b)| b.clone()).collect()
+    w.wire_log
+        .iter()
+        .filter(|(f, t, _)| *f == from && *t == to)
+        .map(|(_, _, b)| b.clone())
+        .collect()
 }
 
 /// Whether the supernode may relay these bytes (a well-formed data header; it cannot check
@@ -47,11 +57,23 @@ fn relayable(b: &[u8]) -> bool {
 }
 
 fn drops(w: &World, i: usize, reason: &str) -> u64 {
-    w.edges[i].core.stats().drops.iter().find(|(r, _)| r.label() == reason).map_or(0, |(_, n)| n)
+    w.edges[i]
+        .core
+        .stats()
+        .drops
+        .iter()
+        .find(|(r, _)| r.label() == reason)
+        .map_or(0, |(_, n)| n)
 }
 
 fn sn_drops(w: &World, reason: &str) -> u64 {
-    w.sn.as_ref().unwrap().stats().drops.iter().find(|(r, _)| r.label() == reason).map_or(0, |(_, n)| n)
+    w.sn.as_ref()
+        .unwrap()
+        .stats()
+        .drops
+        .iter()
+        .find(|(r, _)| r.label() == reason)
+        .map_or(0, |(_, n)| n)
 }
 
 #[test]
@@ -59,7 +81,10 @@ fn replayed_packets_are_dropped_and_counted_without_state_change() {
     let mut w = setup(21);
     let (a, b) = (w.edges[0].addr, w.edges[1].addr);
     let data = captured(&w, a, b);
-    let heartbeats: Vec<_> = captured(&w, a, sn()).into_iter().filter(|d| d[0] == 0x11).collect();
+    let heartbeats: Vec<_> = captured(&w, a, sn())
+        .into_iter()
+        .filter(|d| d[0] == 0x11)
+        .collect();
     assert!(!data.is_empty() && !heartbeats.is_empty());
     let (eb, ssn) = (w.edge_state(1), w.sn_state());
     let replays_before = drops(&w, 1, "replay");
@@ -72,7 +97,10 @@ fn replayed_packets_are_dropped_and_counted_without_state_change() {
         w.inject(ATTACKER.parse().unwrap(), sn(), h.clone());
     }
     w.run_for(Duration::from_millis(100));
-    assert_eq!(drops(&w, 1, "replay") - replays_before, 2 * data.len() as u64);
+    assert_eq!(
+        drops(&w, 1, "replay") - replays_before,
+        2 * data.len() as u64
+    );
     assert!(sn_drops(&w, "replay") >= heartbeats.len() as u64);
     assert_eq!(w.edge_state(1), eb);
     assert_eq!(w.sn_state(), ssn);
@@ -91,7 +119,15 @@ fn truncated_and_forged_packets_are_dropped_and_counted_without_state_change() {
     let mut sent_to_edge = 0;
     let mut sent_to_sn = 0;
     for s in &samples {
-        for cut in [0, 1, 2, HEADER_LEN - 1, HEADER_LEN, s.len() / 2, s.len() - 1] {
+        for cut in [
+            0,
+            1,
+            2,
+            HEADER_LEN - 1,
+            HEADER_LEN,
+            s.len() / 2,
+            s.len() - 1,
+        ] {
             let t = s[..cut.min(s.len())].to_vec();
             w.inject(sn(), b, t.clone()); // forged supernode source, truncated
             sent_to_sn += u64::from(!relayable(&t));
@@ -125,7 +161,10 @@ fn truncated_and_forged_packets_are_dropped_and_counted_without_state_change() {
     assert_eq!(w.edge_state(1), eb);
     assert_eq!(w.sn_state(), ssn);
     let all: Vec<_> = w.edges[1].core.stats().drops.iter().collect();
-    assert!(drops(&w, 1, "auth") > 0 && drops(&w, 1, "malformed") > 0, "{all:?}");
+    assert!(
+        drops(&w, 1, "auth") > 0 && drops(&w, 1, "malformed") > 0,
+        "{all:?}"
+    );
 }
 
 #[test]
@@ -135,7 +174,11 @@ fn forged_unknown_session_hint_does_not_force_reregistration() {
     let id_b = w.edges[1].core.edge_id().unwrap();
     let regs = w.edges[1].core.stats().registrations;
     for _ in 0..5 {
-        w.inject(sn(), b, PlainMessage::UnknownSession { edge_id: id_b }.emit());
+        w.inject(
+            sn(),
+            b,
+            PlainMessage::UnknownSession { edge_id: id_b }.emit(),
+        );
         w.run_for(Duration::from_secs(3));
     }
     assert_eq!(w.edges[1].core.stats().registrations, regs);
@@ -153,16 +196,33 @@ fn wrong_community_and_wrong_passphrase_packets_are_dropped() {
     let mut o = EdgeOptions::new(NatKind::None, 4);
     o.passphrase = Some("not-the-secret".into());
     let d = w.add_edge(o);
-    assert!(w.run_until(Duration::from_secs(10), |w| w.edges[2].core.is_registered() && w.edges[3].core.is_registered()));
+    assert!(
+        w.run_until(Duration::from_secs(10), |w| w.edges[2].core.is_registered()
+            && w.edges[3].core.is_registered())
+    );
     w.run_for(Duration::from_secs(2));
     let (eb, peers_b) = (w.edge_state(1), w.edges[1].core.peers().len());
-    assert_eq!(peers_b, 1, "the wrong-passphrase edge's key tag fails: not a peer");
-    assert!(w.edges[3].core.peers().is_empty(), "and it accepts no one either");
+    assert_eq!(
+        peers_b, 1,
+        "the wrong-passphrase edge's key tag fails: not a peer"
+    );
+    assert!(
+        w.edges[3].core.peers().is_empty(),
+        "and it accepts no one either"
+    );
     // c tries to reach b through the relay and directly.
-    let (id_b, id_c) = (w.edges[1].core.edge_id().unwrap(), w.edges[2].core.edge_id().unwrap());
+    let (id_b, id_c) = (
+        w.edges[1].core.edge_id().unwrap(),
+        w.edges[2].core.edge_id().unwrap(),
+    );
     let mut pkt = vec![0u8; 80];
-    n2n_common::wire::data::DataHeader { flags: 0, dst: id_b, src: id_c, counter: 1 }
-        .emit((&mut pkt[..HEADER_LEN]).try_into().unwrap());
+    n2n_common::wire::data::DataHeader {
+        flags: 0,
+        dst: id_b,
+        src: id_c,
+        counter: 1,
+    }
+    .emit((&mut pkt[..HEADER_LEN]).try_into().unwrap());
     let wrong_before = sn_drops(&w, "wrong_community");
     let (addr_b, addr_c) = (w.edges[1].addr, w.edges[2].addr);
     let sn_endpoint_c = w.sn.as_ref().unwrap().edges()[&id_c].endpoint;

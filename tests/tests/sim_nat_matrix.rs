@@ -1,6 +1,8 @@
 //! Every pair of NAT models: edges end up direct where hole punching can work and relayed
 //! where it cannot, and every frame is delivered either way.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
 use n2n_common::sim::NatKind;
 use n2n_edge::proto::Path;
 use n2n_supernode::proto::SupernodeConfig;
@@ -8,7 +10,10 @@ use n2n_tests::{EdgeOptions, World, frame};
 use std::time::Duration;
 
 fn exchange_all_frames(w: &mut World, a: usize, b: usize) {
-    let (ma, mb) = (w.edges[a].core.config().mac.0, w.edges[b].core.config().mac.0);
+    let (ma, mb) = (
+        w.edges[a].core.config().mac.0,
+        w.edges[b].core.config().mac.0,
+    );
     let (da, db) = (w.edges[a].delivered.len(), w.edges[b].delivered.len());
     let mut sent_ab = Vec::new();
     let mut sent_ba = Vec::new();
@@ -30,7 +35,10 @@ fn scenario(ka: NatKind, kb: NatKind, seed: u64) {
     let mut w = World::new(seed, SupernodeConfig::default());
     let a = w.add_edge(EdgeOptions::new(ka, 1));
     let b = w.add_edge(EdgeOptions::new(kb, 2));
-    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()), "{ka:?}/{kb:?}: not connected");
+    assert!(
+        w.run_until(Duration::from_secs(10), |w| w.all_connected()),
+        "{ka:?}/{kb:?}: not connected"
+    );
     // Let punching (and its retries) play out.
     w.run_for(Duration::from_secs(30));
     let expect_direct = NatKind::direct_possible(ka, kb);
@@ -43,11 +51,18 @@ fn scenario(ka: NatKind, kb: NatKind, seed: u64) {
         );
     }
     let t = |i: usize| w.edges[i].first_direct.map(|t| t - w.edges[i].started);
-    eprintln!("{ka:?}/{kb:?}: direct={expect_direct} time-to-direct a={:?} b={:?}", t(a), t(b));
+    eprintln!(
+        "{ka:?}/{kb:?}: direct={expect_direct} time-to-direct a={:?} b={:?}",
+        t(a),
+        t(b)
+    );
     exchange_all_frames(&mut w, a, b);
     let relayed = w.sn.as_ref().unwrap().stats().relayed_packets;
     if expect_direct {
-        assert_eq!(w.edges[a].core.stats().tx_relayed + w.edges[b].core.stats().tx_relayed, 0);
+        assert_eq!(
+            w.edges[a].core.stats().tx_relayed + w.edges[b].core.stats().tx_relayed,
+            0
+        );
     } else {
         assert!(relayed >= 80, "{ka:?}/{kb:?}: only {relayed} relayed");
     }
@@ -82,7 +97,10 @@ fn two_edges_behind_the_same_nat_use_the_lan_path() {
     let lan_b = w.edges[b].addr;
     assert_eq!(
         w.path(a, b),
-        Some(Path::Direct { addr: lan_b, kind: n2n_common::types::CandidateKind::Lan })
+        Some(Path::Direct {
+            addr: lan_b,
+            kind: n2n_common::types::CandidateKind::Lan
+        })
     );
     exchange_all_frames(&mut w, a, b);
     assert_eq!(w.sn.as_ref().unwrap().stats().relayed_packets, 0);

@@ -1,5 +1,7 @@
 //! Simulator scenarios: registration, leases, admission, and frames over the overlay.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
 use n2n_common::sim::NatKind;
 use n2n_common::types::Mac;
 use n2n_edge::proto::{Event, Path};
@@ -16,7 +18,10 @@ fn two_public_edges_register_get_distinct_ips_and_exchange_frames_directly() {
     let mut w = World::new(1, SupernodeConfig::default());
     let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
     let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
-    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()), "edges did not connect");
+    assert!(
+        w.run_until(Duration::from_secs(10), |w| w.all_connected()),
+        "edges did not connect"
+    );
     let (ipa, pa) = w.edges[a].core.address().unwrap();
     let (ipb, pb) = w.edges[b].core.address().unwrap();
     assert_ne!(ipa, ipb);
@@ -26,7 +31,8 @@ fn two_public_edges_register_get_distinct_ips_and_exchange_frames_directly() {
     assert!(community.contains(ipa) && community.contains(ipb));
     assert_eq!(w.sn_store.leases.len(), 2, "both leases persisted");
     assert!(w.run_until(Duration::from_secs(5), |w| {
-        matches!(w.path(a, b), Some(Path::Direct { .. })) && matches!(w.path(b, a), Some(Path::Direct { .. }))
+        matches!(w.path(a, b), Some(Path::Direct { .. }))
+            && matches!(w.path(b, a), Some(Path::Direct { .. }))
     }));
 
     // Broadcast first (ARP-like), then unicast once MACs are known.
@@ -43,9 +49,18 @@ fn two_public_edges_register_get_distinct_ips_and_exchange_frames_directly() {
     w.run_for(Duration::from_millis(100));
     assert_eq!(w.edges[b].delivered.len(), 51);
     assert_eq!(w.edges[a].delivered.len(), 50);
-    assert_eq!(w.edges[a].core.stats().tx_relayed, 0, "direct path carried everything");
+    assert_eq!(
+        w.edges[a].core.stats().tx_relayed,
+        0,
+        "direct path carried everything"
+    );
     assert_eq!(w.sn.as_ref().unwrap().stats().relayed_packets, 0);
-    assert_eq!(w.edge_drops().values().sum::<u64>(), 0, "no drops: {:?}", w.edge_drops());
+    assert_eq!(
+        w.edge_drops().values().sum::<u64>(),
+        0,
+        "no drops: {:?}",
+        w.edge_drops()
+    );
 }
 
 #[test]
@@ -66,7 +81,8 @@ fn leases_are_stable_per_mac_and_static_requests_are_honoured() {
     let id_a = w.edges[a].core.edge_id().unwrap();
     // The edge restarts (new process: new keys, new session): same MAC, same IP, same id.
     w.restart_edge(a, 99);
-    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected() && w.edges[a].core.is_registered()));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()
+        && w.edges[a].core.is_registered()));
     assert_eq!(w.edges[a].core.address().unwrap().0, ip_a);
     assert_eq!(w.edges[a].core.edge_id().unwrap(), id_a);
     // A third edge asking for a taken address gets another one.
@@ -83,7 +99,10 @@ fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
     let mut cfg = SupernodeConfig::default();
     cfg.communities.insert(
         "acme".into(),
-        CommunityPolicy { admission_key: Some(keys("acme", Some("secret")).admission), ..Default::default() },
+        CommunityPolicy {
+            admission_key: Some(keys("acme", Some("secret")).admission),
+            ..Default::default()
+        },
     );
     cfg.allow_open = false;
     let mut w = World::new(3, cfg);
@@ -104,9 +123,22 @@ fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
             _ => None,
         })
     };
-    assert!(reason(bad).unwrap().contains("wrong or missing community secret"), "{:?}", reason(bad));
-    assert!(reason(other).unwrap().contains("not served"), "{:?}", reason(other));
-    assert!(w.edges[good].core.peers().is_empty(), "refused edges are not peers");
+    assert!(
+        reason(bad)
+            .unwrap()
+            .contains("wrong or missing community secret"),
+        "{:?}",
+        reason(bad)
+    );
+    assert!(
+        reason(other).unwrap().contains("not served"),
+        "{:?}",
+        reason(other)
+    );
+    assert!(
+        w.edges[good].core.peers().is_empty(),
+        "refused edges are not peers"
+    );
     assert_eq!(w.sn.as_ref().unwrap().edges().len(), 1);
 }
 
@@ -124,7 +156,10 @@ fn supernode_never_sees_a_frame_in_plaintext() {
     w.run_for(Duration::from_millis(100));
     assert_eq!(w.edges[b].delivered.last(), Some(&f));
     assert!(w.sn.as_ref().unwrap().stats().relayed_packets >= 1);
-    let leaked = w.wire_log.iter().any(|(_, _, bytes)| bytes.windows(16).any(|win| win == &b"PLAINTEXT-MARKER"[..]));
+    let leaked = w
+        .wire_log
+        .iter()
+        .any(|(_, _, bytes)| bytes.windows(16).any(|win| win == &b"PLAINTEXT-MARKER"[..]));
     assert!(!leaked, "frame bytes visible on the wire");
     let _ = Mac::BROADCAST;
 }

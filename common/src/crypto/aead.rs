@@ -36,7 +36,9 @@ fn nonce(prefix: u32, counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
 impl SessionKey {
     /// Builds a key from 32 secret bytes.
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(key.into()) }
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+        }
     }
 
     /// Encrypts `buf` in place and appends the tag.
@@ -58,7 +60,9 @@ impl SessionKey {
         tag_out: &mut [u8],
     ) {
         // Encryption only fails for inputs beyond GCM's 64 GiB limit, which a datagram never is.
-        if let Ok(tag) = self.cipher.encrypt_inout_detached(&nonce(prefix, counter), aad, body.into())
+        if let Ok(tag) =
+            self.cipher
+                .encrypt_inout_detached(&nonce(prefix, counter), aad, body.into())
         {
             tag_out.copy_from_slice(&tag);
         }
@@ -101,7 +105,11 @@ mod tests {
         let mut flipped = buf.clone();
         flipped[0] ^= 1;
         assert!(k.open(9, 42, b"hdr", &mut flipped).is_err());
-        assert!(SessionKey::new(&[8u8; 32]).open(9, 42, b"hdr", &mut buf.clone()).is_err());
+        assert!(
+            SessionKey::new(&[8u8; 32])
+                .open(9, 42, b"hdr", &mut buf.clone())
+                .is_err()
+        );
         assert!(k.open(9, 42, b"hdr", &mut [0u8; 5]).is_err());
     }
 
@@ -113,6 +121,9 @@ mod tests {
         let mut buf = vec![0u8; 16];
         k.seal(0, 0, &[], &mut buf);
         let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
+        assert_eq!(
+            hex,
+            "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919"
+        );
     }
 }

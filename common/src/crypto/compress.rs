@@ -69,7 +69,9 @@ mod tests {
         let mut d = Vec::new();
         decompress(&c, &mut d).unwrap();
         assert_eq!(d, text);
-        let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         assert!(!compress_if_smaller(&random, &mut c));
         assert!(c.is_empty());
         assert!(decompress(b"not zstd", &mut d).is_err());

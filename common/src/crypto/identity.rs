@@ -45,7 +45,9 @@ impl std::str::FromStr for Fingerprint {
     fn from_str(s: &str) -> Result<Self, String> {
         let hex = s.trim().strip_prefix("SHA256:").unwrap_or(s.trim());
         if hex.len() != 64 || !hex.is_ascii() {
-            return Err(format!("{s:?} is not a fingerprint (want SHA256: and 64 hex digits)"));
+            return Err(format!(
+                "{s:?} is not a fingerprint (want SHA256: and 64 hex digits)"
+            ));
         }
         let mut out = [0u8; 32];
         for (i, o) in out.iter_mut().enumerate() {
@@ -83,7 +85,8 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// Generates a new identity.
     pub fn generate(rng: &mut CoreRng, bits: usize) -> Result<Self, IdentityError> {
-        let key = RsaPrivateKey::new(rng.inner(), bits).map_err(|e| IdentityError::Generate(e.to_string()))?;
+        let key = RsaPrivateKey::new(rng.inner(), bits)
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
         Self::from_key(key)
     }
 
@@ -99,7 +102,8 @@ impl Identity {
 
     /// Loads an identity from PKCS#8 PEM.
     pub fn from_pem(pem: &str) -> Result<Self, IdentityError> {
-        let key = RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| IdentityError::Decode(e.to_string()))?;
+        let key =
+            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| IdentityError::Decode(e.to_string()))?;
         Self::from_key(key)
     }
 
@@ -124,15 +128,21 @@ impl Identity {
     /// Signs `msg` with RSA PKCS#1 v1.5 over SHA-256.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
         let digest = Sha256::digest(msg);
-        self.key.sign(Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap_or_default()
+        self.key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .unwrap_or_default()
     }
 }
 
 /// Verifies a signature made by [`Identity::sign`] with the DER public key `public_der`.
 pub fn verify(public_der: &[u8], msg: &[u8], signature: &[u8]) -> bool {
-    let Ok(public) = RsaPublicKey::from_pkcs1_der(public_der) else { return false };
+    let Ok(public) = RsaPublicKey::from_pkcs1_der(public_der) else {
+        return false;
+    };
     let digest = Sha256::digest(msg);
-    public.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature).is_ok()
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -151,6 +161,9 @@ mod tests {
         let fp: Fingerprint = id.fingerprint().to_string().parse().unwrap();
         assert_eq!(fp, id.fingerprint());
         assert!("SHA256:zz".parse::<Fingerprint>().is_err());
-        assert!(Identity::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            Identity::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
     }
 }

@@ -28,13 +28,19 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// OWASP's Argon2id recommendation: 19 MiB, 2 iterations.
     fn default() -> Self {
-        Self { m_cost_kib: 19 * 1024, t_cost: 2 }
+        Self {
+            m_cost_kib: 19 * 1024,
+            t_cost: 2,
+        }
     }
 }
 
 impl KdfParams {
     /// Cheap parameters for simulations and tests only.
-    pub const FAST_INSECURE: KdfParams = KdfParams { m_cost_kib: 8, t_cost: 1 };
+    pub const FAST_INSECURE: KdfParams = KdfParams {
+        m_cost_kib: 8,
+        t_cost: 1,
+    };
 }
 
 /// The keys of one community, as derived from its passphrase.
@@ -80,10 +86,19 @@ impl CommunityKeys {
         let (master, has_secret) = match passphrase.filter(|p| !p.is_empty()) {
             Some(p) => {
                 let mut master = [0u8; 32];
-                let argon = argon2::Params::new(params.m_cost_kib.max(8), params.t_cost.max(1), 1, Some(32))
-                    .map(|prm| argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, prm));
+                let argon = argon2::Params::new(
+                    params.m_cost_kib.max(8),
+                    params.t_cost.max(1),
+                    1,
+                    Some(32),
+                )
+                .map(|prm| {
+                    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, prm)
+                });
                 match argon {
-                    Ok(a) if a.hash_password_into(p.as_bytes(), &salt, &mut master).is_ok() => {}
+                    Ok(a)
+                        if a.hash_password_into(p.as_bytes(), &salt, &mut master)
+                            .is_ok() => {}
                     // Only reachable with absurd parameters; fall back to HKDF rather than no key.
                     _ => master = hkdf_expand(&salt, p.as_bytes(), &[b"fallback"]),
                 }
@@ -117,7 +132,10 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The tag over an announced data-plane key.
 pub fn key_tag(auth: &[u8; 32], mac: Mac, public: &[u8; 32], epoch: u32) -> [u8; 16] {
-    let full = hmac(auth, &[b"n2n-rs/1 peer key", &mac.0, public, &epoch.to_be_bytes()]);
+    let full = hmac(
+        auth,
+        &[b"n2n-rs/1 peer key", &mac.0, public, &epoch.to_be_bytes()],
+    );
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     out
@@ -128,12 +146,20 @@ pub fn key_tag(auth: &[u8; 32], mac: Mac, public: &[u8; 32], epoch: u32) -> [u8;
 pub fn pair_key(data: &[u8; 32], mine: &StaticSecret, peer: &[u8; 32]) -> [u8; 32] {
     let my_pub = PublicKey::from(mine).to_bytes();
     let shared = mine.diffie_hellman(&PublicKey::from(*peer));
-    let (lo, hi) = if my_pub <= *peer { (&my_pub, peer) } else { (peer, &my_pub) };
+    let (lo, hi) = if my_pub <= *peer {
+        (&my_pub, peer)
+    } else {
+        (peer, &my_pub)
+    };
     hkdf_expand(data, shared.as_bytes(), &[b"n2n-rs/1 pair", lo, hi])
 }
 
 /// The two directional keys of an edge-supernode session: (edge to supernode, supernode to edge).
-pub fn session_keys(shared: &[u8; 32], edge_pub: &[u8; 32], sn_pub: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+pub fn session_keys(
+    shared: &[u8; 32],
+    edge_pub: &[u8; 32],
+    sn_pub: &[u8; 32],
+) -> ([u8; 32], [u8; 32]) {
     let salt = b"n2n-rs/1 edge-supernode session";
     (
         hkdf_expand(salt, shared, &[b"e2s", edge_pub, sn_pub]),
@@ -149,12 +175,29 @@ pub fn admission_proof(
     edge_key: &[u8; 32],
     sn_key: &[u8; 32],
 ) -> [u8; 32] {
-    hmac(admission, &[b"n2n-rs/1 admission", community.as_bytes(), &[0], &mac.0, edge_key, sn_key])
+    hmac(
+        admission,
+        &[
+            b"n2n-rs/1 admission",
+            community.as_bytes(),
+            &[0],
+            &mac.0,
+            edge_key,
+            sn_key,
+        ],
+    )
 }
 
 /// The stateless cookie binding a registration to the address that asked for it.
 pub fn cookie(secret: &[u8; 32], addr: SocketAddr, bucket: u64) -> [u8; 16] {
-    let full = hmac(secret, &[b"n2n-rs/1 cookie", addr.to_string().as_bytes(), &bucket.to_be_bytes()]);
+    let full = hmac(
+        secret,
+        &[
+            b"n2n-rs/1 cookie",
+            addr.to_string().as_bytes(),
+            &bucket.to_be_bytes(),
+        ],
+    );
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     out
@@ -182,7 +225,10 @@ mod tests {
         // Same passphrase, other community: the salt differs.
         let b = CommunityKeys::derive("other", Some("s3cret"), p);
         assert_ne!(a.data, b.data);
-        assert_ne!(a.data, CommunityKeys::derive("acme", Some("s3creT"), p).data);
+        assert_ne!(
+            a.data,
+            CommunityKeys::derive("acme", Some("s3creT"), p).data
+        );
         assert_ne!(a.auth, a.data);
         assert_ne!(a.admission, a.data);
         let open = CommunityKeys::derive("acme", None, p);
@@ -197,7 +243,11 @@ mod tests {
         let a = StaticSecret::from([1u8; 32]);
         let b = StaticSecret::from([2u8; 32]);
         let c = StaticSecret::from([4u8; 32]);
-        let (pa, pb, pc) = (PublicKey::from(&a).to_bytes(), PublicKey::from(&b).to_bytes(), PublicKey::from(&c).to_bytes());
+        let (pa, pb, pc) = (
+            PublicKey::from(&a).to_bytes(),
+            PublicKey::from(&b).to_bytes(),
+            PublicKey::from(&c).to_bytes(),
+        );
         assert_eq!(pair_key(&data, &a, &pb), pair_key(&data, &b, &pa));
         assert_ne!(pair_key(&data, &a, &pb), pair_key(&data, &a, &pc));
         assert_ne!(pair_key(&data, &a, &pb), pair_key(&[4u8; 32], &a, &pb));
@@ -208,8 +258,14 @@ mod tests {
         let k = [9u8; 32];
         let m = Mac([2, 0, 0, 0, 0, 1]);
         assert_ne!(key_tag(&k, m, &[1; 32], 1), key_tag(&k, m, &[1; 32], 2));
-        assert_ne!(key_tag(&k, m, &[1; 32], 1), key_tag(&k, Mac([2, 0, 0, 0, 0, 2]), &[1; 32], 1));
-        assert_ne!(admission_proof(&k, "a", m, &[1; 32], &[2; 32]), admission_proof(&k, "a", m, &[1; 32], &[3; 32]));
+        assert_ne!(
+            key_tag(&k, m, &[1; 32], 1),
+            key_tag(&k, Mac([2, 0, 0, 0, 0, 2]), &[1; 32], 1)
+        );
+        assert_ne!(
+            admission_proof(&k, "a", m, &[1; 32], &[2; 32]),
+            admission_proof(&k, "a", m, &[1; 32], &[3; 32])
+        );
         let a1: SocketAddr = "1.2.3.4:5".parse().unwrap();
         let a2: SocketAddr = "1.2.3.4:6".parse().unwrap();
         assert_ne!(cookie(&k, a1, 1), cookie(&k, a2, 1));
@@ -218,7 +274,10 @@ mod tests {
         assert_eq!(mac, edge_mac(&[1; 16], "acme"));
         assert_ne!(mac, edge_mac(&[1; 16], "acme2"));
         assert_ne!(mac, edge_mac(&[2; 16], "acme"));
-        assert!(!mac.is_group() && mac.0[0] & 2 != 0, "locally administered unicast");
+        assert!(
+            !mac.is_group() && mac.0[0] & 2 != 0,
+            "locally administered unicast"
+        );
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
     }
 }

@@ -93,7 +93,12 @@ mod tests {
         for compress in [false, true] {
             let p = Pipeline { compress };
             let frame = vec![0x42u8; 600];
-            let h = DataHeader { flags: 0, dst: 2, src: 1, counter: 7 };
+            let h = DataHeader {
+                flags: 0,
+                dst: 2,
+                src: 1,
+                counter: 7,
+            };
             let (mut out, mut scratch) = (Vec::new(), Vec::new());
             p.seal(&key, h, &frame, &mut out, &mut scratch);
             assert_eq!(out.len() < frame.len(), compress);
@@ -102,12 +107,18 @@ mod tests {
             assert_eq!(hdr.flags & flags::COMPRESSED != 0, compress);
             let mut scratch2 = Vec::new();
             let mut buf = out.clone();
-            assert_eq!(Pipeline::open(&key, &hdr, &mut buf, &mut scratch2).unwrap(), &frame[..]);
+            assert_eq!(
+                Pipeline::open(&key, &hdr, &mut buf, &mut scratch2).unwrap(),
+                &frame[..]
+            );
             // Flipping a header bit (the AAD) breaks authentication.
             let mut buf = out.clone();
             buf[4] ^= 1;
             let hdr2 = DataHeader::parse(&DataPacket::new_checked(&buf[..]).unwrap());
-            assert_eq!(Pipeline::open(&key, &hdr2, &mut buf, &mut scratch2), Err(OpenError::Auth));
+            assert_eq!(
+                Pipeline::open(&key, &hdr2, &mut buf, &mut scratch2),
+                Err(OpenError::Auth)
+            );
         }
     }
 }

@@ -14,7 +14,11 @@ pub struct ReplayWindow {
 
 impl Default for ReplayWindow {
     fn default() -> Self {
-        Self { top: 0, seen_any: false, bits: [0; WORDS] }
+        Self {
+            top: 0,
+            seen_any: false,
+            bits: [0; WORDS],
+        }
     }
 }
 
@@ -28,7 +32,7 @@ impl ReplayWindow {
             return false;
         }
         let (w, b) = Self::slot(counter);
-        self.bits[w] & (1 << b) == 0
+        self.bits.get(w).is_some_and(|word| word & (1 << b) == 0)
     }
 
     /// Records `counter` if acceptable; returns false for replays and too-old counters.
@@ -44,14 +48,18 @@ impl ReplayWindow {
             } else {
                 for c in from..=counter {
                     let (w, b) = Self::slot(c);
-                    self.bits[w] &= !(1 << b);
+                    if let Some(word) = self.bits.get_mut(w) {
+                        *word &= !(1 << b);
+                    }
                 }
             }
             self.top = counter;
             self.seen_any = true;
         }
         let (w, b) = Self::slot(counter);
-        self.bits[w] |= 1 << b;
+        if let Some(word) = self.bits.get_mut(w) {
+            *word |= 1 << b;
+        }
         true
     }
 

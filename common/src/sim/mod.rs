@@ -127,7 +127,8 @@ impl Network {
         // Same LAN (or both public): delivered as addressed, no translation.
         if let Some(&dst_router) = self.hosts.get(&to.ip()) {
             let same_lan = src_router == dst_router;
-            let behind_nat = dst_router.is_some_and(|r| self.routers.get(r).is_some_and(|r| r.translates()));
+            let behind_nat =
+                dst_router.is_some_and(|r| self.routers.get(r).is_some_and(|r| r.translates()));
             if same_lan || !behind_nat {
                 let seen_from = if same_lan {
                     from
@@ -139,7 +140,11 @@ impl Network {
                 };
                 if !same_lan
                     && let Some(r) = dst_router
-                    && self.routers.get_mut(r).and_then(|r| r.inbound(now, seen_from, to)).is_none()
+                    && self
+                        .routers
+                        .get_mut(r)
+                        .and_then(|r| r.inbound(now, seen_from, to))
+                        .is_none()
                 {
                     self.stats.filtered += 1;
                     return;
@@ -152,7 +157,9 @@ impl Network {
             return;
         }
         // Destination is a router's public address.
-        let Some(seen_from) = self.translate_out(src_router, now, from, to) else { return };
+        let Some(seen_from) = self.translate_out(src_router, now, from, to) else {
+            return;
+        };
         let Some(router) = self.routers.iter_mut().find(|r| r.public_ip() == to.ip()) else {
             self.stats.unroutable += 1;
             return;
@@ -168,7 +175,11 @@ impl Network {
     pub fn spoof(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, payload: Vec<u8>) {
         match self.hosts.get(&to.ip()) {
             Some(None) => self.enqueue(now, to, from, payload),
-            Some(Some(r)) => match self.routers.get_mut(*r).and_then(|r| r.inbound(now, from, to)) {
+            Some(Some(r)) => match self
+                .routers
+                .get_mut(*r)
+                .and_then(|r| r.inbound(now, from, to))
+            {
                 Some(inner) => self.enqueue(now, inner, from, payload),
                 None => self.stats.filtered += 1,
             },
@@ -190,14 +201,23 @@ impl Network {
         to: SocketAddr,
     ) -> Option<SocketAddr> {
         match router {
-            Some(r) => self.routers.get_mut(r)?.outbound(now, from, to, &mut self.rng),
+            Some(r) => self
+                .routers
+                .get_mut(r)?
+                .outbound(now, from, to, &mut self.rng),
             None => Some(from),
         }
     }
 
     fn enqueue(&mut self, now: Instant, to: SocketAddr, from: SocketAddr, payload: Vec<u8>) {
         self.seq += 1;
-        self.queue.push(Reverse(InFlight { at: now + self.latency, seq: self.seq, to, from, payload }));
+        self.queue.push(Reverse(InFlight {
+            at: now + self.latency,
+            seq: self.seq,
+            to,
+            from,
+            payload,
+        }));
     }
 
     /// When the next datagram arrives.
@@ -212,7 +232,12 @@ impl Network {
         }
         let Reverse(f) = self.queue.pop()?;
         self.stats.delivered += 1;
-        Some(Delivery { at: f.at, to: f.to, from: f.from, payload: f.payload })
+        Some(Delivery {
+            at: f.at,
+            to: f.to,
+            from: f.from,
+            payload: f.payload,
+        })
     }
 }
 
@@ -234,7 +259,12 @@ mod tests {
     }
 
     fn roundtrip(n: &mut Network, t: Instant) -> SocketAddr {
-        n.send(t, sa("10.1.0.2:5000"), sa("203.0.113.1:7777"), b"out".to_vec());
+        n.send(
+            t,
+            sa("10.1.0.2:5000"),
+            sa("203.0.113.1:7777"),
+            b"out".to_vec(),
+        );
         let d = n.poll(t + Duration::from_secs(1)).unwrap();
         assert_eq!(d.to, sa("203.0.113.1:7777"));
         d.from
@@ -247,7 +277,10 @@ mod tests {
         assert_eq!(ext, sa("203.0.113.21:5000"), "port preserved");
         // The contacted endpoint can answer.
         n.send(t, sa("203.0.113.1:7777"), ext, b"in".to_vec());
-        assert_eq!(n.poll(t + Duration::from_secs(1)).unwrap().to, sa("10.1.0.2:5000"));
+        assert_eq!(
+            n.poll(t + Duration::from_secs(1)).unwrap().to,
+            sa("10.1.0.2:5000")
+        );
         // Same IP, other port: filtered.
         n.send(t, sa("203.0.113.1:9999"), ext, b"in".to_vec());
         assert!(n.poll(t + Duration::from_secs(1)).is_none());
@@ -259,12 +292,18 @@ mod tests {
         let (mut n, t) = net(NatKind::FullCone);
         let ext = roundtrip(&mut n, t);
         n.send(t, sa("203.0.113.2:1"), ext, b"x".to_vec());
-        assert!(n.poll(t + Duration::from_secs(1)).is_some(), "full cone accepts anyone");
+        assert!(
+            n.poll(t + Duration::from_secs(1)).is_some(),
+            "full cone accepts anyone"
+        );
 
         let (mut n, t) = net(NatKind::AddressRestricted);
         let ext = roundtrip(&mut n, t);
         n.send(t, sa("203.0.113.1:1"), ext, b"x".to_vec());
-        assert!(n.poll(t + Duration::from_secs(1)).is_some(), "same IP, other port");
+        assert!(
+            n.poll(t + Duration::from_secs(1)).is_some(),
+            "same IP, other port"
+        );
         n.send(t, sa("203.0.113.2:7777"), ext, b"x".to_vec());
         assert!(n.poll(t + Duration::from_secs(1)).is_none(), "other IP");
     }
@@ -273,7 +312,12 @@ mod tests {
     fn symmetric_maps_per_destination_and_flush_rebinds() {
         let (mut n, t) = net(NatKind::Symmetric);
         let a = roundtrip(&mut n, t);
-        n.send(t, sa("10.1.0.2:5000"), sa("203.0.113.2:7777"), b"out".to_vec());
+        n.send(
+            t,
+            sa("10.1.0.2:5000"),
+            sa("203.0.113.2:7777"),
+            b"out".to_vec(),
+        );
         let b = n.poll(t + Duration::from_secs(1)).unwrap().from;
         assert_ne!(a.port(), b.port(), "a new port per destination");
         let (mut n, t) = net(NatKind::PortRestricted);
@@ -290,12 +334,33 @@ mod tests {
         n.add_host("203.0.113.31".parse().unwrap(), Some(r));
         n.add_host("203.0.113.1".parse().unwrap(), None);
         let t = Instant::now();
-        n.send(t, sa("203.0.113.1:7777"), sa("203.0.113.31:5000"), b"x".to_vec());
+        n.send(
+            t,
+            sa("203.0.113.1:7777"),
+            sa("203.0.113.31:5000"),
+            b"x".to_vec(),
+        );
         assert!(n.poll(t + Duration::from_secs(1)).is_none());
-        n.send(t, sa("203.0.113.31:5000"), sa("203.0.113.1:7777"), b"x".to_vec());
-        assert_eq!(n.poll(t + Duration::from_secs(1)).unwrap().from, sa("203.0.113.31:5000"));
-        n.send(t, sa("203.0.113.1:7777"), sa("203.0.113.31:5000"), b"x".to_vec());
-        assert!(n.poll(t + Duration::from_secs(1)).is_some(), "reply allowed");
+        n.send(
+            t,
+            sa("203.0.113.31:5000"),
+            sa("203.0.113.1:7777"),
+            b"x".to_vec(),
+        );
+        assert_eq!(
+            n.poll(t + Duration::from_secs(1)).unwrap().from,
+            sa("203.0.113.31:5000")
+        );
+        n.send(
+            t,
+            sa("203.0.113.1:7777"),
+            sa("203.0.113.31:5000"),
+            b"x".to_vec(),
+        );
+        assert!(
+            n.poll(t + Duration::from_secs(1)).is_some(),
+            "reply allowed"
+        );
     }
 
     #[test]

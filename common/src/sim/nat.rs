@@ -38,7 +38,8 @@ impl NatKind {
     /// (with supernode-coordinated simultaneous probes and peer-reflexive candidates).
     /// Only a symmetric mapping facing a port-dependent filter defeats it.
     pub fn direct_possible(a: NatKind, b: NatKind) -> bool {
-        let port_filtered = |k| matches!(k, Self::PortRestricted | Self::Symmetric | Self::Firewall);
+        let port_filtered =
+            |k| matches!(k, Self::PortRestricted | Self::Symmetric | Self::Firewall);
         !((a == Self::Symmetric && port_filtered(b)) || (b == Self::Symmetric && port_filtered(a)))
     }
 }
@@ -65,7 +66,12 @@ pub(super) struct Router {
 
 impl Router {
     pub(super) fn new(kind: NatKind, public_ip: IpAddr) -> Self {
-        Self { kind, public_ip, mappings: Vec::new(), retired: BTreeSet::new() }
+        Self {
+            kind,
+            public_ip,
+            mappings: Vec::new(),
+            retired: BTreeSet::new(),
+        }
     }
 
     pub(super) fn public_ip(&self) -> IpAddr {
@@ -78,12 +84,14 @@ impl Router {
     }
 
     pub(super) fn flush(&mut self) {
-        self.retired.extend(self.mappings.iter().map(|m| m.external_port));
+        self.retired
+            .extend(self.mappings.iter().map(|m| m.external_port));
         self.mappings.clear();
     }
 
     fn expire(&mut self, now: Instant) {
-        self.mappings.retain(|m| now.saturating_duration_since(m.last_used) < MAPPING_TIMEOUT);
+        self.mappings
+            .retain(|m| now.saturating_duration_since(m.last_used) < MAPPING_TIMEOUT);
     }
 
     /// Translates an outbound datagram's source; returns the source the world sees.
@@ -99,15 +107,15 @@ impl Router {
             return Some(from);
         }
         let symmetric = self.kind == NatKind::Symmetric;
-        let idx = self.mappings.iter().position(|m| {
-            m.internal == from && (!symmetric || m.remote == Some(to))
-        });
+        let idx = self
+            .mappings
+            .iter()
+            .position(|m| m.internal == from && (!symmetric || m.remote == Some(to)));
         let idx = match idx {
             Some(i) => i,
             None => {
-                let port = if !self.translates() {
-                    from.port()
-                } else if !symmetric && !self.port_in_use(from.port()) {
+                let keep = !self.translates() || (!symmetric && !self.port_in_use(from.port()));
+                let port = if keep {
                     from.port()
                 } else {
                     self.random_free_port(rng)
@@ -122,7 +130,11 @@ impl Router {
                 self.mappings.len() - 1
             }
         };
-        let ip = if self.translates() { self.public_ip } else { from.ip() };
+        let ip = if self.translates() {
+            self.public_ip
+        } else {
+            from.ip()
+        };
         let m = self.mappings.get_mut(idx)?;
         m.contacted.insert(to);
         m.last_used = now;
@@ -144,7 +156,12 @@ impl Router {
 
     /// Filters an inbound datagram from `from` to `to` (a public address of this router or of
     /// a host behind a firewall); returns the inner destination if it may pass.
-    pub(super) fn inbound(&mut self, now: Instant, from: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
+    pub(super) fn inbound(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Option<SocketAddr> {
         self.expire(now);
         if self.kind == NatKind::None {
             return Some(to);

@@ -22,7 +22,11 @@ impl<'a> Reader<'a> {
 
     /// Fails unless every byte was consumed.
     pub fn finish(self) -> Result<(), WireError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(WireError::TrailingBytes) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes)
+        }
     }
 
     /// Takes the next `n` bytes.
@@ -117,9 +121,12 @@ impl<'a> Reader<'a> {
         }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let kind = CandidateKind::from_u8(self.u8()?)
-                .ok_or(WireError::Invalid("candidate kind"))?;
-            out.push(Candidate { kind, addr: self.sockaddr()? });
+            let kind =
+                CandidateKind::from_u8(self.u8()?).ok_or(WireError::Invalid("candidate kind"))?;
+            out.push(Candidate {
+                kind,
+                addr: self.sockaddr()?,
+            });
         }
         Ok(out)
     }

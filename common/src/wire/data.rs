@@ -45,6 +45,9 @@ pub struct DataPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+// Every accessor below indexes within HEADER_LEN + TAG_LEN bytes, which `new_checked`
+// guarantees; the type cannot be built any other way.
+#[allow(clippy::indexing_slicing)]
 impl<T: AsRef<[u8]>> DataPacket<T> {
     /// Wraps a buffer after checking it holds a well-formed header and room for a tag.
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
@@ -128,10 +131,16 @@ pub struct DataHeader {
 impl DataHeader {
     /// Parses the header of a checked packet.
     pub fn parse<T: AsRef<[u8]>>(p: &DataPacket<T>) -> Self {
-        Self { flags: p.flags(), dst: p.dst(), src: p.src(), counter: p.counter() }
+        Self {
+            flags: p.flags(),
+            dst: p.dst(),
+            src: p.src(),
+            counter: p.counter(),
+        }
     }
 
     /// Writes the header into the first [`HEADER_LEN`] bytes of `out`.
+    #[allow(clippy::indexing_slicing)] // fixed ranges inside a fixed-size array
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
         out[0] = Form::Data.first_byte();
         out[field::FLAGS] = self.flags;
@@ -147,12 +156,20 @@ mod tests {
 
     #[test]
     fn golden_header_bytes() {
-        let h = DataHeader { flags: 0x05, dst: 0x0a0b0c, src: 0x000102, counter: 0x1122334455667788 };
+        let h = DataHeader {
+            flags: 0x05,
+            dst: 0x0a0b0c,
+            src: 0x000102,
+            counter: 0x1122334455667788,
+        };
         let mut out = [0u8; HEADER_LEN];
         h.emit(&mut out);
         assert_eq!(
             out,
-            [0x12, 0x05, 0x0a, 0x0b, 0x0c, 0x00, 0x01, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]
+            [
+                0x12, 0x05, 0x0a, 0x0b, 0x0c, 0x00, 0x01, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                0x77, 0x88
+            ]
         );
         let mut pkt = out.to_vec();
         pkt.extend_from_slice(&[0u8; 16]);
@@ -166,7 +183,10 @@ mod tests {
         let mut pkt = vec![0x12, 0, 0, 0, 1, 0, 0, 2];
         pkt.resize(32, 0);
         assert!(DataPacket::new_checked(&pkt[..]).is_ok());
-        assert_eq!(DataPacket::new_checked(&pkt[..31]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            DataPacket::new_checked(&pkt[..31]).unwrap_err(),
+            WireError::Truncated
+        );
         pkt[1] = 0x80;
         assert!(DataPacket::new_checked(&pkt[..]).is_err());
         pkt[1] = 0;

@@ -23,7 +23,11 @@ impl KeyAnnounce {
 
     /// Decodes from a reader.
     pub fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(Self { public: r.array()?, epoch: r.u32()?, tag: r.array()? })
+        Ok(Self {
+            public: r.array()?,
+            epoch: r.u32()?,
+            tag: r.array()?,
+        })
     }
 
     /// Encodes into a writer.
@@ -121,15 +125,31 @@ impl RegisterBody {
         let mac = r.mac()?;
         let desc = r.string(MAX_DESC_LEN)?;
         let flags = r.u8()?;
-        let requested_ip = if flags & 1 != 0 { Some(r.ipv4()?) } else { None };
-        let admission_proof = if flags & 2 != 0 { Some(r.array()?) } else { None };
+        let requested_ip = if flags & 1 != 0 {
+            Some(r.ipv4()?)
+        } else {
+            None
+        };
+        let admission_proof = if flags & 2 != 0 {
+            Some(r.array()?)
+        } else {
+            None
+        };
         if flags & !3 != 0 {
             return Err(WireError::Invalid("register flags"));
         }
         let candidates = r.candidates(MAX_CANDIDATES)?;
         let key = KeyAnnounce::read(&mut r)?;
         r.finish()?;
-        Ok(Self { community, mac, desc, requested_ip, admission_proof, candidates, key })
+        Ok(Self {
+            community,
+            mac,
+            desc,
+            requested_ip,
+            admission_proof,
+            candidates,
+            key,
+        })
     }
 
     /// Encodes the body.

@@ -34,8 +34,14 @@ impl PeerMessage {
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(b);
         let msg = match r.u8()? {
-            1 => Self::Probe { probe_id: r.u64()?, sent_to: r.sockaddr()? },
-            2 => Self::ProbeAck { probe_id: r.u64()?, seen_from: r.sockaddr()? },
+            1 => Self::Probe {
+                probe_id: r.u64()?,
+                sent_to: r.sockaddr()?,
+            },
+            2 => Self::ProbeAck {
+                probe_id: r.u64()?,
+                seen_from: r.sockaddr()?,
+            },
             v => return Err(WireError::UnknownType(v)),
         };
         r.finish()?;
@@ -51,7 +57,10 @@ impl PeerMessage {
                 w.u64(*probe_id);
                 w.sockaddr(*sent_to);
             }
-            Self::ProbeAck { probe_id, seen_from } => {
+            Self::ProbeAck {
+                probe_id,
+                seen_from,
+            } => {
                 w.u8(2);
                 w.u64(*probe_id);
                 w.sockaddr(*seen_from);

@@ -130,7 +130,12 @@ impl PlainMessage {
                 if sealed.len() < super::TAG_LEN {
                     return Err(WireError::Truncated);
                 }
-                return Ok(Self::Register { sn_epoch, edge_key, cookie, sealed });
+                return Ok(Self::Register {
+                    sn_epoch,
+                    edge_key,
+                    cookie,
+                    sealed,
+                });
             }
             PlainType::UnknownSession => Self::UnknownSession { edge_id: r.u32()? },
             PlainType::Unknown(v) => return Err(WireError::UnknownType(v)),
@@ -150,7 +155,14 @@ impl PlainMessage {
                 w.put(nonce);
                 out.resize(HELLO_LEN, 0);
             }
-            Self::HelloReply { nonce, sn_key, sn_epoch, cookie, identity, signature } => {
+            Self::HelloReply {
+                nonce,
+                sn_key,
+                sn_epoch,
+                cookie,
+                identity,
+                signature,
+            } => {
                 w.u8(PlainType::HelloReply.into());
                 w.put(nonce);
                 w.put(sn_key);
@@ -159,7 +171,12 @@ impl PlainMessage {
                 w.bytes16(identity);
                 w.bytes16(signature);
             }
-            Self::Register { sn_epoch, edge_key, cookie, sealed } => {
+            Self::Register {
+                sn_epoch,
+                edge_key,
+                cookie,
+                sealed,
+            } => {
                 w.u8(PlainType::Register.into());
                 w.u64(*sn_epoch);
                 w.put(edge_key);

@@ -115,7 +115,14 @@ impl SealedHeader {
         }
         let edge_id = r.u32()?;
         let counter = r.u64()?;
-        Ok((Self { kind, edge_id, counter }, r.rest()))
+        Ok((
+            Self {
+                kind,
+                edge_id,
+                counter,
+            },
+            r.rest(),
+        ))
     }
 
     /// Encodes the header.
@@ -294,23 +301,36 @@ impl SealedMessage {
                 observed: r.sockaddr()?,
                 heartbeat_secs: r.u16()?,
             },
-            SealedType::RegisterNak => {
-                Self::RegisterNak { code: NakCode::from(r.u8()?), reason: r.string(255)? }
-            }
-            SealedType::HeartbeatAck => Self::HeartbeatAck { observed: r.sockaddr()? },
+            SealedType::RegisterNak => Self::RegisterNak {
+                code: NakCode::from(r.u8()?),
+                reason: r.string(255)?,
+            },
+            SealedType::HeartbeatAck => Self::HeartbeatAck {
+                observed: r.sockaddr()?,
+            },
             SealedType::PeerList => {
                 let flags = r.u8()?;
                 if flags & !3 != 0 {
                     return Err(WireError::Invalid("peer list flags"));
                 }
-                Self::PeerList { first: flags & 1 != 0, last: flags & 2 != 0, peers: read_peers(&mut r)? }
+                Self::PeerList {
+                    first: flags & 1 != 0,
+                    last: flags & 2 != 0,
+                    peers: read_peers(&mut r)?,
+                }
             }
-            SealedType::PeerUpdate => Self::PeerUpdate { peers: read_peers(&mut r)? },
+            SealedType::PeerUpdate => Self::PeerUpdate {
+                peers: read_peers(&mut r)?,
+            },
             SealedType::PeerRemove => {
                 let n = r.u8()?;
-                Self::PeerRemove { ids: (0..n).map(|_| r.u32()).collect::<Result<_, _>>()? }
+                Self::PeerRemove {
+                    ids: (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?,
+                }
             }
-            SealedType::Punch => Self::Punch { peer: PeerInfo::read(&mut r)? },
+            SealedType::Punch => Self::Punch {
+                peer: PeerInfo::read(&mut r)?,
+            },
             SealedType::Unknown(v) => return Err(WireError::UnknownType(v)),
         };
         r.finish()?;
@@ -327,7 +347,13 @@ impl SealedMessage {
             }
             Self::Unregister | Self::PeerSyncRequest => {}
             Self::PunchRequest { peer } => w.u32(*peer),
-            Self::RegisterAck { edge_id, ip, prefix, observed, heartbeat_secs } => {
+            Self::RegisterAck {
+                edge_id,
+                ip,
+                prefix,
+                observed,
+                heartbeat_secs,
+            } => {
                 w.u32(*edge_id);
                 w.put(&ip.octets());
                 w.u8(*prefix);

@@ -47,7 +47,12 @@ pub struct EdgeConfig {
 
 impl EdgeConfig {
     /// A configuration with the recommended timings.
-    pub fn new(community: &str, keys: CommunityKeys, mac: Mac, supernodes: Vec<SocketAddr>) -> Self {
+    pub fn new(
+        community: &str,
+        keys: CommunityKeys,
+        mac: Mac,
+        supernodes: Vec<SocketAddr>,
+    ) -> Self {
         Self {
             community: community.to_string(),
             send_admission_proof: keys.has_secret,

@@ -22,7 +22,11 @@ impl Edge {
             return Err(DropReason::NoRoute);
         }
         let dst = Mac::dst_of(frame).ok_or(DropReason::Malformed)?;
-        let unicast_peer = if dst.is_group() { None } else { self.macs.get(&dst).map(|(id, _)| *id) };
+        let unicast_peer = if dst.is_group() {
+            None
+        } else {
+            self.macs.get(&dst).map(|(id, _)| *id)
+        };
         let targets: Vec<EdgeId> = match unicast_peer {
             Some(id) => vec![id],
             None => self.peers.keys().copied().collect(),
@@ -45,15 +49,28 @@ impl Edge {
         payload: &[u8],
         to: Option<SocketAddr>,
     ) {
-        let (Some(me), Some(sn)) = (self.my_id, self.supernode()) else { return };
-        let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Some(key) = peer.send_key(now).cloned() else { return };
+        let (Some(me), Some(sn)) = (self.my_id, self.supernode()) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(key) = peer.send_key(now).cloned() else {
+            return;
+        };
         let dst = to.unwrap_or(match peer.path {
             Path::Direct { addr, .. } => addr,
             Path::Relayed => sn,
         });
-        let header = DataHeader { flags: extra_flags | key.phase_flags(), dst: id, src: me, counter: key.next_counter() };
-        let pipeline = Pipeline { compress: self.config.compress && extra_flags & flags::PEER_CONTROL == 0 };
+        let header = DataHeader {
+            flags: extra_flags | key.phase_flags(),
+            dst: id,
+            src: me,
+            counter: key.next_counter(),
+        };
+        let pipeline = Pipeline {
+            compress: self.config.compress && extra_flags & flags::PEER_CONTROL == 0,
+        };
         pipeline.seal(&key.key, header, payload, &mut self.out, &mut self.scratch);
         if extra_flags & flags::PEER_CONTROL == 0 {
             peer.tx.0 += 1;
@@ -68,7 +85,12 @@ impl Edge {
         self.send(dst, datagram);
     }
 
-    pub(super) fn handle_data(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let pkt = DataPacket::new_checked(bytes).map_err(|e| e.drop_reason())?;
         let hdr = DataHeader::parse(&pkt);
         if Some(hdr.dst) != self.my_id {
@@ -100,7 +122,9 @@ impl Edge {
             return Err(DropReason::Replay);
         }
         let via_sn = Some(from) == self.supernode();
-        let Some(peer) = self.peers.get_mut(&hdr.src) else { return Err(DropReason::UnknownSession) };
+        let Some(peer) = self.peers.get_mut(&hdr.src) else {
+            return Err(DropReason::UnknownSession);
+        };
         peer.last_rx = Some(now);
         if !via_sn {
             peer.last_direct_rx = Some((from, now));
@@ -135,12 +159,18 @@ impl Edge {
 
     /// Asks the supernode for the full peer list (we got data from an id we do not know).
     fn request_sync(&mut self, now: Instant) {
-        if self.last_sync_request.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5)) {
+        if self
+            .last_sync_request
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5))
+        {
             return;
         }
         self.last_sync_request = Some(now);
         if let (super::Phase::Up, Some(me)) = (&self.phase, self.my_id) {
-            self.seal_to_sn(me, &n2n_common::wire::sealed::SealedMessage::PeerSyncRequest);
+            self.seal_to_sn(
+                me,
+                &n2n_common::wire::sealed::SealedMessage::PeerSyncRequest,
+            );
         }
     }
 }

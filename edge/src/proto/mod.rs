@@ -123,7 +123,12 @@ enum Phase {
     /// Waiting for a hello reply.
     Hello { nonce: [u8; 16], attempts: u32 },
     /// Waiting for the register ack.
-    Register { attempts: u32, datagram: Vec<u8>, session: ControlSession, sn_epoch: u64 },
+    Register {
+        attempts: u32,
+        datagram: Vec<u8>,
+        session: Box<ControlSession>,
+        sn_epoch: u64,
+    },
     /// Registered.
     Up,
     /// Refused; retrying later.
@@ -195,19 +200,33 @@ impl Edge {
         if let Some(every) = edge.config.key_rotation {
             edge.timers.set(Timer::KeyRotation, now + every);
         }
-        edge.timers.set(Timer::Maintenance, now + edge.config.probe_interval);
+        edge.timers
+            .set(Timer::Maintenance, now + edge.config.probe_interval);
         edge
     }
 
     fn new_keypair(rng: &mut CoreRng, epoch: u32) -> KeyPair {
         let secret = StaticSecret::from(rng.bytes::<32>());
         let public = PublicKey::from(&secret).to_bytes();
-        KeyPair { secret, public, epoch }
+        KeyPair {
+            secret,
+            public,
+            epoch,
+        }
     }
 
     fn announce(&self) -> KeyAnnounce {
-        let tag = kdf::key_tag(&self.config.keys.auth, self.config.mac, &self.key.public, self.key.epoch);
-        KeyAnnounce { public: self.key.public, epoch: self.key.epoch, tag }
+        let tag = kdf::key_tag(
+            &self.config.keys.auth,
+            self.config.mac,
+            &self.key.public,
+            self.key.epoch,
+        );
+        KeyAnnounce {
+            public: self.key.public,
+            epoch: self.key.epoch,
+            tag,
+        }
     }
 
     /// Our id, once registered.
@@ -303,7 +322,11 @@ impl Edge {
                     self.maintain_paths(now);
                     self.age_state(now);
                     let any_punching = self.peers.values().any(|p| p.punching(now));
-                    let next = if any_punching { self.config.probe_interval } else { Duration::from_millis(500) };
+                    let next = if any_punching {
+                        self.config.probe_interval
+                    } else {
+                        Duration::from_millis(500)
+                    };
                     self.timers.set(Timer::Maintenance, now + next);
                 }
                 Timer::KeyRotation => self.rotate_key(now),
@@ -353,13 +376,25 @@ impl Edge {
 
     /// Derives the pair key for our current key and the peer's announced key.
     fn derive_pair_key(&mut self, id: EdgeId, usable_at: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         let (my_epoch, peer_epoch) = (self.key.epoch, peer.info.key.epoch);
-        if peer.keys.last().is_some_and(|k| k.my_epoch == my_epoch && k.peer_epoch == peer_epoch) {
+        if peer
+            .keys
+            .last()
+            .is_some_and(|k| k.my_epoch == my_epoch && k.peer_epoch == peer_epoch)
+        {
             return;
         }
-        let secret = kdf::pair_key(&self.config.keys.data, &self.key.secret, &peer.info.key.public);
-        peer.keys.push(std::sync::Arc::new(PairKey::new(my_epoch, peer_epoch, &secret, usable_at)));
+        let secret = kdf::pair_key(
+            &self.config.keys.data,
+            &self.key.secret,
+            &peer.info.key.public,
+        );
+        peer.keys.push(std::sync::Arc::new(PairKey::new(
+            my_epoch, peer_epoch, &secret, usable_at,
+        )));
         if peer.keys.len() > MAX_KEYS {
             peer.keys.remove(0);
         }
@@ -367,7 +402,8 @@ impl Edge {
 
     fn age_state(&mut self, now: Instant) {
         let ageing = self.config.mac_ageing;
-        self.macs.retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ageing);
+        self.macs
+            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ageing);
         for peer in self.peers.values_mut() {
             let superseded = peer
                 .keys

@@ -25,7 +25,12 @@ impl Edge {
             return;
         }
         // The supernode relays key announcements but cannot forge them.
-        let tag = kdf::key_tag(&self.config.keys.auth, info.mac, &info.key.public, info.key.epoch);
+        let tag = kdf::key_tag(
+            &self.config.keys.auth,
+            info.mac,
+            &info.key.public,
+            info.key.epoch,
+        );
         if !kdf::ct_eq(&tag, &info.key.tag) {
             self.stats.drops.count(DropReason::Auth);
             return;
@@ -35,7 +40,8 @@ impl Edge {
             Some(p) => {
                 p.unlisted = false;
                 let key_changed = p.info.key != info.key;
-                let addr_changed = p.info.observed != info.observed || p.info.candidates != info.candidates;
+                let addr_changed =
+                    p.info.observed != info.observed || p.info.candidates != info.candidates;
                 p.info = info;
                 if addr_changed {
                     p.refresh_candidates();
@@ -70,7 +76,9 @@ impl Edge {
         let timeout = self.config.path_timeout;
         let mut gone = Vec::new();
         for (id, p) in self.peers.iter_mut().filter(|(id, _)| !listed.contains(id)) {
-            let alive = p.is_direct() && p.last_rx.is_some_and(|t| now.saturating_duration_since(t) < timeout);
+            let alive = p.is_direct()
+                && p.last_rx
+                    .is_some_and(|t| now.saturating_duration_since(t) < timeout);
             if alive {
                 p.unlisted = true;
             } else {
@@ -119,7 +127,12 @@ impl Edge {
     fn probe_round(&mut self, now: Instant, id: EdgeId) {
         let sn = self.supernode();
         let Some(p) = self.peers.get(&id) else { return };
-        let targets: Vec<SocketAddr> = p.candidates.keys().copied().filter(|a| Some(*a) != sn).collect();
+        let targets: Vec<SocketAddr> = p
+            .candidates
+            .keys()
+            .copied()
+            .filter(|a| Some(*a) != sn)
+            .collect();
         for to in targets {
             self.send_probe(now, id, to);
         }
@@ -134,7 +147,11 @@ impl Edge {
             p.probes.insert(probe_id, (to, now));
         }
         let mut body = Vec::with_capacity(32);
-        PeerMessage::Probe { probe_id, sent_to: to }.emit(&mut body);
+        PeerMessage::Probe {
+            probe_id,
+            sent_to: to,
+        }
+        .emit(&mut body);
         self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(to));
     }
 
@@ -142,8 +159,11 @@ impl Edge {
     pub(super) fn maintain_paths(&mut self, now: Instant) {
         let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
         for id in ids {
-            let Some(p) = self.peers.get_mut(&id) else { continue };
-            p.probes.retain(|_, (_, at)| now.saturating_duration_since(*at) < PROBE_TTL);
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            p.probes
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < PROBE_TTL);
             let punching = p.punching(now);
             if punching {
                 if now >= p.next_probe {
@@ -156,20 +176,29 @@ impl Edge {
             {
                 // The attempt failed: stay relayed and try again later, backing off.
                 let base = self.config.repunch_after;
-                p.punch_backoff = if p.punch_backoff.is_zero() { base } else { (p.punch_backoff * 2).min(base * 16) };
+                p.punch_backoff = if p.punch_backoff.is_zero() {
+                    base
+                } else {
+                    (p.punch_backoff * 2).min(base * 16)
+                };
                 p.next_punch_request = until + p.punch_backoff;
                 continue;
             }
             match p.path {
                 Path::Direct { addr, .. } => {
-                    let silent = p.last_ack.is_none_or(|t| now.saturating_duration_since(t) > self.config.path_timeout);
+                    let silent = p.last_ack.is_none_or(|t| {
+                        now.saturating_duration_since(t) > self.config.path_timeout
+                    });
                     if silent && p.unlisted {
                         self.remove_peer(id);
                     } else if silent {
                         p.path = Path::Relayed;
                         p.rtt = None;
                         p.punch_backoff = Duration::ZERO;
-                        self.events.push_back(Event::PathChanged { id, path: Path::Relayed });
+                        self.events.push_back(Event::PathChanged {
+                            id,
+                            path: Path::Relayed,
+                        });
                         self.request_punch(now, id);
                     } else if now >= p.next_probe {
                         p.next_probe = now + self.config.keepalive;
@@ -186,7 +215,13 @@ impl Edge {
     }
 
     /// Handles an authenticated peer control message that arrived from `from`.
-    pub(super) fn handle_peer_message(&mut self, now: Instant, id: EdgeId, from: SocketAddr, msg: PeerMessage) {
+    pub(super) fn handle_peer_message(
+        &mut self,
+        now: Instant,
+        id: EdgeId,
+        from: SocketAddr,
+        msg: PeerMessage,
+    ) {
         if Some(from) == self.supernode() {
             // Probes are never relayed; one that claims to be is meaningless.
             self.stats.drops.count(DropReason::Unexpected);
@@ -195,9 +230,15 @@ impl Edge {
         match msg {
             PeerMessage::Probe { probe_id, .. } => {
                 let mut body = Vec::with_capacity(32);
-                PeerMessage::ProbeAck { probe_id, seen_from: from }.emit(&mut body);
+                PeerMessage::ProbeAck {
+                    probe_id,
+                    seen_from: from,
+                }
+                .emit(&mut body);
                 self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(from));
-                let Some(p) = self.peers.get_mut(&id) else { return };
+                let Some(p) = self.peers.get_mut(&id) else {
+                    return;
+                };
                 let new = p.add_candidate(from, CandidateKind::PeerReflexive);
                 // The peer reaches us from an address we did not know (a symmetric NAT's new
                 // port): probe it back so our side of the path opens too.
@@ -208,7 +249,9 @@ impl Edge {
                 }
             }
             PeerMessage::ProbeAck { probe_id, .. } => {
-                let Some(p) = self.peers.get_mut(&id) else { return };
+                let Some(p) = self.peers.get_mut(&id) else {
+                    return;
+                };
                 let Some((target, sent_at)) = p.probes.remove(&probe_id) else {
                     self.stats.drops.count(DropReason::Unexpected);
                     return;
@@ -218,7 +261,11 @@ impl Edge {
                     Some(r) => (r * 7 + sample) / 8,
                     None => sample,
                 });
-                let kind = p.candidates.get(&target).copied().unwrap_or(CandidateKind::PeerReflexive);
+                let kind = p
+                    .candidates
+                    .get(&target)
+                    .copied()
+                    .unwrap_or(CandidateKind::PeerReflexive);
                 let better = match p.path {
                     Path::Relayed => true,
                     Path::Direct { addr, kind: cur } => addr == from || kind < cur,

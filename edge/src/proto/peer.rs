@@ -45,19 +45,32 @@ impl PairKey {
 
     /// True if `counter` is not a replay (does not record it).
     pub fn replay_check(&self, counter: u64) -> bool {
-        self.replay.lock().map(|w| w.check(counter)).unwrap_or(false)
+        self.replay
+            .lock()
+            .map(|w| w.check(counter))
+            .unwrap_or(false)
     }
 
     /// Records an authenticated `counter`; false if it was a replay after all.
     pub fn replay_accept(&self, counter: u64) -> bool {
-        self.replay.lock().map(|mut w| w.accept(counter)).unwrap_or(false)
+        self.replay
+            .lock()
+            .map(|mut w| w.accept(counter))
+            .unwrap_or(false)
     }
 
     /// The phase bits a sender using this key puts in the data header.
     pub fn phase_flags(&self) -> u8 {
         use n2n_common::wire::data::flags;
-        (if self.my_epoch & 1 == 1 { flags::SENDER_PHASE } else { 0 })
-            | (if self.peer_epoch & 1 == 1 { flags::RECEIVER_PHASE } else { 0 })
+        (if self.my_epoch & 1 == 1 {
+            flags::SENDER_PHASE
+        } else {
+            0
+        }) | (if self.peer_epoch & 1 == 1 {
+            flags::RECEIVER_PHASE
+        } else {
+            0
+        })
     }
 }
 
@@ -151,7 +164,8 @@ impl Peer {
 
     /// Rebuilds the candidate set from the peer info, keeping peer-reflexive ones.
     pub fn refresh_candidates(&mut self) {
-        self.candidates.retain(|_, k| *k == CandidateKind::PeerReflexive);
+        self.candidates
+            .retain(|_, k| *k == CandidateKind::PeerReflexive);
         if let Some(o) = self.info.observed {
             self.add_candidate(o, CandidateKind::Observed);
         }
@@ -170,7 +184,8 @@ impl Peer {
             None => {
                 // Bounded: an authenticated peer still cannot grow this without limit.
                 if self.candidates.len() >= 16 {
-                    self.candidates.retain(|_, k| *k != CandidateKind::PeerReflexive);
+                    self.candidates
+                        .retain(|_, k| *k != CandidateKind::PeerReflexive);
                 }
                 self.candidates.insert(addr, kind);
                 true
@@ -180,7 +195,11 @@ impl Peer {
 
     /// The key to send with at `now`: the newest usable one.
     pub fn send_key(&self, now: Instant) -> Option<&std::sync::Arc<PairKey>> {
-        self.keys.iter().rev().find(|k| k.usable_at <= now).or_else(|| self.keys.last())
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.usable_at <= now)
+            .or_else(|| self.keys.last())
     }
 
     /// The newest key matching the phase bits of a received header.
@@ -188,7 +207,10 @@ impl Peer {
         use n2n_common::wire::data::flags as f;
         let sender = u32::from(flags & f::SENDER_PHASE != 0);
         let receiver = u32::from(flags & f::RECEIVER_PHASE != 0);
-        self.keys.iter().rev().find(|k| k.peer_epoch & 1 == sender && k.my_epoch & 1 == receiver)
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.peer_epoch & 1 == sender && k.my_epoch & 1 == receiver)
     }
 
     /// True if a direct path is in use.

@@ -51,7 +51,12 @@ impl Edge {
     }
 
     pub(super) fn on_register_timeout(&mut self, now: Instant) {
-        let Phase::Register { attempts, datagram, .. } = &mut self.phase else { return };
+        let Phase::Register {
+            attempts, datagram, ..
+        } = &mut self.phase
+        else {
+            return;
+        };
         if *attempts >= REGISTER_ATTEMPTS {
             self.start_hello(now, 0);
             return;
@@ -80,26 +85,45 @@ impl Edge {
     }
 
     pub(super) fn send_heartbeat(&mut self, _now: Instant) {
-        let (Phase::Up, Some(id)) = (&self.phase, self.my_id) else { return };
-        let msg = SealedMessage::Heartbeat { candidates: self.config.candidates.clone(), key: self.announce() };
+        let (Phase::Up, Some(id)) = (&self.phase, self.my_id) else {
+            return;
+        };
+        let msg = SealedMessage::Heartbeat {
+            candidates: self.config.candidates.clone(),
+            key: self.announce(),
+        };
         self.seal_to_sn(id, &msg);
     }
 
     pub(super) fn seal_to_sn(&mut self, id: EdgeId, msg: &SealedMessage) {
-        let (Some(sn), Some(addr)) = (self.sn.as_mut(), self.config.supernodes.get(self.sn_index).copied())
-        else {
+        let (Some(sn), Some(addr)) = (
+            self.sn.as_mut(),
+            self.config.supernodes.get(self.sn_index).copied(),
+        ) else {
             return;
         };
         let d = sn.session.seal(id, msg);
         self.send(addr, d);
     }
 
-    pub(super) fn handle_plain(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_plain(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         if Some(from) != self.supernode() {
             return Err(DropReason::NotFromSupernode);
         }
         match PlainMessage::parse(bytes).map_err(|e| e.drop_reason())? {
-            PlainMessage::HelloReply { nonce, sn_key, sn_epoch, cookie, identity: der, signature } => {
+            PlainMessage::HelloReply {
+                nonce,
+                sn_key,
+                sn_epoch,
+                cookie,
+                identity: der,
+                signature,
+            } => {
                 let expected = match (&self.phase, &self.check_nonce) {
                     (Phase::Hello { nonce: n, .. }, _) => *n == nonce,
                     (Phase::Up, Some((n, _))) => *n == nonce,
@@ -108,8 +132,14 @@ impl Edge {
                 if !expected {
                     return Err(DropReason::Unexpected);
                 }
-                if !identity::verify(&der, &plain::signed_key_material(&sn_key, sn_epoch), &signature) {
-                    self.events.push_back(Event::SupernodeRejected { reason: "bad signature on session key".into() });
+                if !identity::verify(
+                    &der,
+                    &plain::signed_key_material(&sn_key, sn_epoch),
+                    &signature,
+                ) {
+                    self.events.push_back(Event::SupernodeRejected {
+                        reason: "bad signature on session key".into(),
+                    });
                     return Err(DropReason::Auth);
                 }
                 let fp = Fingerprint::of(&der);
@@ -128,7 +158,8 @@ impl Edge {
                         return Ok(());
                     }
                 }
-                self.events.push_back(Event::SupernodeIdentity { fingerprint: fp });
+                self.events
+                    .push_back(Event::SupernodeIdentity { fingerprint: fp });
                 self.send_register(now, sn_key, sn_epoch, cookie);
                 Ok(())
             }
@@ -138,7 +169,9 @@ impl Edge {
                 if !matches!(self.phase, Phase::Up) || Some(edge_id) != self.my_id {
                     return Err(DropReason::Unexpected);
                 }
-                if self.check_nonce.is_some_and(|(_, at)| now.saturating_duration_since(at) < Duration::from_secs(2)) {
+                if self.check_nonce.is_some_and(|(_, at)| {
+                    now.saturating_duration_since(at) < Duration::from_secs(2)
+                }) {
                     return Err(DropReason::RateLimited);
                 }
                 let nonce = self.rng.bytes();
@@ -146,7 +179,9 @@ impl Edge {
                 self.send(from, PlainMessage::Hello { nonce }.emit());
                 Ok(())
             }
-            PlainMessage::Hello { .. } | PlainMessage::Register { .. } => Err(DropReason::Unexpected),
+            PlainMessage::Hello { .. } | PlainMessage::Register { .. } => {
+                Err(DropReason::Unexpected)
+            }
         }
     }
 
@@ -162,27 +197,52 @@ impl Edge {
             desc: self.config.desc.clone(),
             requested_ip: self.config.requested_ip.or(self.my_ip.map(|(ip, _)| ip)),
             admission_proof: self.config.send_admission_proof.then(|| {
-                kdf::admission_proof(&keys.admission, &self.config.community, self.config.mac, &edge_key, &sn_key)
+                kdf::admission_proof(
+                    &keys.admission,
+                    &self.config.community,
+                    self.config.mac,
+                    &edge_key,
+                    &sn_key,
+                )
             }),
             candidates: self.config.candidates.clone(),
             key: self.announce(),
         };
-        let mut datagram = PlainMessage::Register { sn_epoch, edge_key, cookie, sealed: Vec::new() }.emit();
+        let mut datagram = PlainMessage::Register {
+            sn_epoch,
+            edge_key,
+            cookie,
+            sealed: Vec::new(),
+        }
+        .emit();
         let mut sealed = Vec::with_capacity(256);
         body.emit(&mut sealed);
-        let aad = datagram.get(..REGISTER_AAD_LEN).unwrap_or_default().to_vec();
+        let aad = datagram
+            .get(..REGISTER_AAD_LEN)
+            .unwrap_or_default()
+            .to_vec();
         SessionKey::new(&e2s).seal(REGISTER_PREFIX, 0, &aad, &mut sealed);
         datagram.extend_from_slice(&sealed);
         if let Some(sn) = self.supernode() {
             self.send(sn, datagram.clone());
         }
-        let session = ControlSession::new(Role::Edge, &e2s, &s2e);
-        self.phase = Phase::Register { attempts: 0, datagram, session, sn_epoch };
+        let session = Box::new(ControlSession::new(Role::Edge, &e2s, &s2e));
+        self.phase = Phase::Register {
+            attempts: 0,
+            datagram,
+            session,
+            sn_epoch,
+        };
         self.timers.cancel(Timer::Hello);
         self.timers.set(Timer::Register, now + backoff(0));
     }
 
-    pub(super) fn handle_sealed(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_sealed(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         if Some(from) != self.supernode() {
             return Err(DropReason::NotFromSupernode);
         }
@@ -190,22 +250,41 @@ impl Edge {
         let registering = matches!(hdr.kind, SealedType::RegisterAck | SealedType::RegisterNak);
         let msg = match (&mut self.phase, registering) {
             (Phase::Register { session, .. }, true) => session.open(&hdr, bytes)?,
-            (_, false) => self.sn.as_mut().ok_or(DropReason::Unexpected)?.session.open(&hdr, bytes)?,
+            (_, false) => self
+                .sn
+                .as_mut()
+                .ok_or(DropReason::Unexpected)?
+                .session
+                .open(&hdr, bytes)?,
             _ => return Err(DropReason::Unexpected),
         };
         if !registering && Some(hdr.edge_id) != self.my_id {
             return Err(DropReason::Misdirected);
         }
         match msg {
-            SealedMessage::RegisterAck { edge_id, ip, prefix, observed, heartbeat_secs } => {
+            SealedMessage::RegisterAck {
+                edge_id,
+                ip,
+                prefix,
+                observed,
+                heartbeat_secs,
+            } => {
                 if hdr.edge_id != edge_id {
                     return Err(DropReason::Malformed);
                 }
-                let Phase::Register { session, sn_epoch, .. } = std::mem::replace(&mut self.phase, Phase::Up) else {
+                let Phase::Register {
+                    session, sn_epoch, ..
+                } = std::mem::replace(&mut self.phase, Phase::Up)
+                else {
                     return Err(DropReason::Unexpected);
                 };
                 let heartbeat = Duration::from_secs(u64::from(heartbeat_secs.max(1)));
-                self.sn = Some(SnSession { session, sn_epoch, last_ack: now, heartbeat });
+                self.sn = Some(SnSession {
+                    session: *session,
+                    sn_epoch,
+                    last_ack: now,
+                    heartbeat,
+                });
                 self.my_id = Some(edge_id);
                 self.my_ip = Some((ip, prefix));
                 self.observed = Some(observed);
@@ -213,7 +292,12 @@ impl Edge {
                 self.stats.registrations += 1;
                 self.timers.cancel(Timer::Register);
                 self.timers.set(Timer::Heartbeat, now + heartbeat);
-                self.events.push_back(Event::Registered { edge_id, ip, prefix, supernode: from });
+                self.events.push_back(Event::Registered {
+                    edge_id,
+                    ip,
+                    prefix,
+                    supernode: from,
+                });
             }
             SealedMessage::RegisterNak { reason, .. } => {
                 self.phase = Phase::Refused;

@@ -80,7 +80,11 @@ impl Community {
 
     /// The persisted form of this community.
     pub fn record(&self) -> CommunityRecord {
-        CommunityRecord { name: self.name.clone(), subnet: self.subnet, prefix: self.prefix }
+        CommunityRecord {
+            name: self.name.clone(),
+            subnet: self.subnet,
+            prefix: self.prefix,
+        }
     }
 
     /// True if `ip` is a host address of this community's subnet.
@@ -118,7 +122,10 @@ impl Community {
             return Ok((l.ip, None));
         }
         let (lo, hi) = host_range(self.subnet, self.prefix);
-        if let Some(ip) = (lo..=hi).map(Ipv4Addr::from).find(|ip| !self.ip_owner.contains_key(ip)) {
+        if let Some(ip) = (lo..=hi)
+            .map(Ipv4Addr::from)
+            .find(|ip| !self.ip_owner.contains_key(ip))
+        {
             return Ok((ip, None));
         }
         self.leases
@@ -155,9 +162,13 @@ pub fn choose_subnet(
     }
     let count = 1u64 << (prefix - pool_prefix);
     let size = 1u64 << (32 - prefix);
-    let mask = u32::MAX.checked_shl(32 - u32::from(pool_prefix)).unwrap_or(0);
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(pool_prefix))
+        .unwrap_or(0);
     let base = u64::from(u32::from(base) & mask);
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     (0..count)
         .map(|i| Ipv4Addr::from((base + ((h + i) % count) * size) as u32))
         .find(|s| !taken.contains(s))
@@ -169,23 +180,42 @@ mod tests {
 
     fn community() -> Community {
         Community::new(
-            &CommunityRecord { name: "c".into(), subnet: Ipv4Addr::new(10, 0, 0, 0), prefix: 30 },
+            &CommunityRecord {
+                name: "c".into(),
+                subnet: Ipv4Addr::new(10, 0, 0, 0),
+                prefix: 30,
+            },
             CommunityPolicy::default(),
         )
     }
 
     fn lease(mac: u8, ip: Ipv4Addr, seen: u64) -> Lease {
-        Lease { community: "c".into(), mac: Mac([2, 0, 0, 0, 0, mac]), ip, edge_id: mac.into(), desc: String::new(), last_seen_unix: seen }
+        Lease {
+            community: "c".into(),
+            mac: Mac([2, 0, 0, 0, 0, mac]),
+            ip,
+            edge_id: mac.into(),
+            desc: String::new(),
+            last_seen_unix: seen,
+        }
     }
 
     #[test]
     fn allocation_is_stable_honours_requests_and_reclaims_oldest_offline() {
         let mut c = community();
-        let (m1, m2, m3) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]), Mac([2, 0, 0, 0, 0, 3]));
+        let (m1, m2, m3) = (
+            Mac([2, 0, 0, 0, 0, 1]),
+            Mac([2, 0, 0, 0, 0, 2]),
+            Mac([2, 0, 0, 0, 0, 3]),
+        );
         let (ip1, ip2) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
         assert_eq!(c.choose_ip(m1, None, |_| false), Ok((ip1, None)));
         c.grant(lease(1, ip1, 10));
-        assert_eq!(c.choose_ip(m1, None, |_| false), Ok((ip1, None)), "stable per MAC");
+        assert_eq!(
+            c.choose_ip(m1, None, |_| false),
+            Ok((ip1, None)),
+            "stable per MAC"
+        );
         // m2 asks for m1's address: taken, so it gets the next free one.
         assert_eq!(c.choose_ip(m2, Some(ip1), |_| false), Ok((ip2, None)));
         c.grant(lease(2, ip2, 5));
@@ -195,7 +225,10 @@ mod tests {
         c.grant(lease(3, ip2, 20));
         assert!(!c.leases.contains_key(&m2));
         // Out-of-subnet requests are ignored.
-        assert_eq!(c.choose_ip(m1, Some(Ipv4Addr::new(192, 168, 1, 1)), |_| false), Ok((ip1, None)));
+        assert_eq!(
+            c.choose_ip(m1, Some(Ipv4Addr::new(192, 168, 1, 1)), |_| false),
+            Ok((ip1, None))
+        );
     }
 
     #[test]

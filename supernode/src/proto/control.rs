@@ -12,12 +12,23 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Supernode {
-    pub(super) fn handle_sealed(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_sealed(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let (hdr, _) = SealedHeader::parse(bytes).map_err(|e| e.drop_reason())?;
         let Some(rec) = self.edges.get_mut(&hdr.edge_id) else {
             let rate = self.config.limits.unknown_session_replies;
             if hdr.edge_id != 0 && self.unknown_replies.take(rate, now) {
-                self.send(from, PlainMessage::UnknownSession { edge_id: hdr.edge_id }.emit());
+                self.send(
+                    from,
+                    PlainMessage::UnknownSession {
+                        edge_id: hdr.edge_id,
+                    }
+                    .emit(),
+                );
             }
             return Err(DropReason::UnknownSession);
         };
@@ -32,7 +43,9 @@ impl Supernode {
                 changed |= rec.candidates != candidates || rec.key != key;
                 rec.candidates = candidates;
                 rec.key = key;
-                let ack = rec.session.seal(id, &SealedMessage::HeartbeatAck { observed: from });
+                let ack = rec
+                    .session
+                    .seal(id, &SealedMessage::HeartbeatAck { observed: from });
                 self.send(from, ack);
             }
             SealedMessage::Unregister => {
@@ -51,7 +64,11 @@ impl Supernode {
         }
         if changed && let Some(rec) = self.edges.get(&id) {
             let (community, info) = (rec.community.clone(), rec.peer_info());
-            self.broadcast(&community, Some(id), &SealedMessage::PeerUpdate { peers: vec![info] });
+            self.broadcast(
+                &community,
+                Some(id),
+                &SealedMessage::PeerUpdate { peers: vec![info] },
+            );
         }
         Ok(())
     }
@@ -81,9 +98,19 @@ impl Supernode {
     }
 
     /// Sends `msg` to every member of `community` except `except`.
-    pub(super) fn broadcast(&mut self, community: &str, except: Option<EdgeId>, msg: &SealedMessage) {
+    pub(super) fn broadcast(
+        &mut self,
+        community: &str,
+        except: Option<EdgeId>,
+        msg: &SealedMessage,
+    ) {
         let members: Vec<EdgeId> = match self.communities.get(community) {
-            Some(c) => c.members.iter().copied().filter(|m| Some(*m) != except).collect(),
+            Some(c) => c
+                .members
+                .iter()
+                .copied()
+                .filter(|m| Some(*m) != except)
+                .collect(),
             None => return,
         };
         for m in members {
@@ -93,7 +120,9 @@ impl Supernode {
 
     /// Sends edge `id` the full list of its community's other members, in datagram-sized chunks.
     pub(super) fn send_peer_list(&mut self, id: EdgeId) {
-        let Some(rec) = self.edges.get(&id) else { return };
+        let Some(rec) = self.edges.get(&id) else {
+            return;
+        };
         let peers: Vec<PeerInfo> = self
             .communities
             .get(&rec.community)
@@ -111,7 +140,9 @@ impl Supernode {
         let mut used = 0;
         for p in peers {
             let len = p.encoded_len();
-            let full = chunks.last().is_some_and(|c| c.len() == 255 || used + len > budget);
+            let full = chunks
+                .last()
+                .is_some_and(|c| c.len() == 255 || used + len > budget);
             if full {
                 chunks.push(Vec::new());
                 used = 0;
@@ -123,7 +154,14 @@ impl Supernode {
         }
         let n = chunks.len();
         for (i, peers) in chunks.into_iter().enumerate() {
-            self.seal_to(id, &SealedMessage::PeerList { first: i == 0, last: i + 1 == n, peers });
+            self.seal_to(
+                id,
+                &SealedMessage::PeerList {
+                    first: i == 0,
+                    last: i + 1 == n,
+                    peers,
+                },
+            );
         }
     }
 }

@@ -184,8 +184,14 @@ impl Supernode {
 
     fn restore(&mut self, state: PersistedState) {
         for rec in state.communities {
-            let policy = self.config.communities.get(&rec.name).cloned().unwrap_or_default();
-            self.communities.insert(rec.name.clone(), Community::new(&rec, policy));
+            let policy = self
+                .config
+                .communities
+                .get(&rec.name)
+                .cloned()
+                .unwrap_or_default();
+            self.communities
+                .insert(rec.name.clone(), Community::new(&rec, policy));
         }
         for lease in state.leases {
             self.next_edge_id = self.next_edge_id.max(lease.edge_id.saturating_add(1));
@@ -245,7 +251,8 @@ impl Supernode {
             match t {
                 Timer::Sweep => {
                     self.sweep(now);
-                    self.timers.set(Timer::Sweep, now + self.config.sweep_interval);
+                    self.timers
+                        .set(Timer::Sweep, now + self.config.sweep_interval);
                 }
             }
         }
@@ -285,12 +292,22 @@ impl Supernode {
     }
 
     fn remove_edge(&mut self, id: EdgeId, reason: RemoveReason) {
-        let Some(rec) = self.edges.remove(&id) else { return };
+        let Some(rec) = self.edges.remove(&id) else {
+            return;
+        };
         if let Some(c) = self.communities.get_mut(&rec.community) {
             c.members.remove(&id);
         }
-        self.broadcast(&rec.community, Some(id), &SealedMessage::PeerRemove { ids: vec![id] });
-        self.events.push_back(Event::EdgeRemoved { id, community: rec.community, reason });
+        self.broadcast(
+            &rec.community,
+            Some(id),
+            &SealedMessage::PeerRemove { ids: vec![id] },
+        );
+        self.events.push_back(Event::EdgeRemoved {
+            id,
+            community: rec.community,
+            reason,
+        });
     }
 
     fn cookie_bucket(&self, now: Instant) -> u64 {

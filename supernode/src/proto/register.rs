@@ -16,7 +16,12 @@ use std::time::Instant;
 use x25519_dalek::PublicKey;
 
 impl Supernode {
-    pub(super) fn handle_plain(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_plain(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         match PlainMessage::parse(bytes).map_err(|e| e.drop_reason())? {
             PlainMessage::Hello { nonce } => {
                 if !self.handshakes.allow(&from.ip(), now) {
@@ -33,7 +38,12 @@ impl Supernode {
                 self.send(from, reply.emit());
                 Ok(())
             }
-            PlainMessage::Register { sn_epoch, edge_key, cookie, sealed } => {
+            PlainMessage::Register {
+                sn_epoch,
+                edge_key,
+                cookie,
+                sealed,
+            } => {
                 if sn_epoch != self.epoch {
                     return Err(DropReason::Unexpected);
                 }
@@ -46,7 +56,9 @@ impl Supernode {
                 let aad = bytes.get(..REGISTER_AAD_LEN).ok_or(DropReason::Malformed)?;
                 self.handle_register(now, from, aad, edge_key, sealed)
             }
-            PlainMessage::HelloReply { .. } | PlainMessage::UnknownSession { .. } => Err(DropReason::Unexpected),
+            PlainMessage::HelloReply { .. } | PlainMessage::UnknownSession { .. } => {
+                Err(DropReason::Unexpected)
+            }
         }
     }
 
@@ -75,8 +87,13 @@ impl Supernode {
         let open = policy.as_ref().is_none_or(|p| p.admission_key.is_none());
         if let Some(key) = policy.as_ref().and_then(|p| p.admission_key) {
             let expected = kdf::admission_proof(&key, &name, body.mac, &edge_key, &self.public);
-            if !body.admission_proof.is_some_and(|p| kdf::ct_eq(&p, &expected)) {
-                let reason = format!("admission to community {name:?} refused: wrong or missing community secret");
+            if !body
+                .admission_proof
+                .is_some_and(|p| kdf::ct_eq(&p, &expected))
+            {
+                let reason = format!(
+                    "admission to community {name:?} refused: wrong or missing community secret"
+                );
                 return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
             }
         }
@@ -85,16 +102,23 @@ impl Supernode {
             return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
         }
         let edges = &self.edges;
-        let Some(c) = self.communities.get(&name) else { return Err(DropReason::Unexpected) };
+        let Some(c) = self.communities.get(&name) else {
+            return Err(DropReason::Unexpected);
+        };
         let existing = c.leases.get(&body.mac).map(|l| l.edge_id);
         let already_member = existing.is_some_and(|id| c.members.contains(&id));
-        let cap = c.policy.max_edges.unwrap_or(self.config.limits.max_edges_per_community);
+        let cap = c
+            .policy
+            .max_edges
+            .unwrap_or(self.config.limits.max_edges_per_community);
         if !already_member && c.members.len() >= cap {
             let reason = format!("community {name:?} is full ({cap} edges)");
             return self.refuse(from, &mut session, &name, NakCode::CommunityFull, reason);
         }
         let online = |mac: &n2n_common::types::Mac| {
-            c.leases.get(mac).is_some_and(|l| edges.contains_key(&l.edge_id))
+            c.leases
+                .get(mac)
+                .is_some_and(|l| edges.contains_key(&l.edge_id))
         };
         let (ip, reclaimed) = match c.choose_ip(body.mac, body.requested_ip, online) {
             Ok(v) => v,
@@ -124,7 +148,10 @@ impl Supernode {
             c.members.insert(edge_id);
         }
         if let Some(mac) = reclaimed {
-            self.events.push_back(Event::LeaseReclaimed { community: name.clone(), mac });
+            self.events.push_back(Event::LeaseReclaimed {
+                community: name.clone(),
+                mac,
+            });
         }
         self.events.push_back(Event::LeaseGranted(lease));
 
@@ -160,9 +187,19 @@ impl Supernode {
         self.edges.insert(edge_id, record);
         self.send(from, ack);
         self.send_peer_list(edge_id);
-        self.broadcast(&name, Some(edge_id), &SealedMessage::PeerUpdate { peers: vec![info] });
+        self.broadcast(
+            &name,
+            Some(edge_id),
+            &SealedMessage::PeerUpdate { peers: vec![info] },
+        );
         self.stats.registrations += 1;
-        self.events.push_back(Event::EdgeRegistered { id: edge_id, community: name, ip, endpoint: from, open });
+        self.events.push_back(Event::EdgeRegistered {
+            id: edge_id,
+            community: name,
+            ip,
+            endpoint: from,
+            open,
+        });
         Ok(())
     }
 
@@ -174,9 +211,19 @@ impl Supernode {
         code: NakCode,
         reason: String,
     ) -> Result<(), DropReason> {
-        let nak = session.seal(0, &SealedMessage::RegisterNak { code, reason: reason.clone() });
+        let nak = session.seal(
+            0,
+            &SealedMessage::RegisterNak {
+                code,
+                reason: reason.clone(),
+            },
+        );
         self.send(from, nak);
-        self.events.push_back(Event::RegistrationRefused { community: community.to_string(), from, reason });
+        self.events.push_back(Event::RegistrationRefused {
+            community: community.to_string(),
+            from,
+            reason,
+        });
         Err(DropReason::AdmissionRefused)
     }
 
@@ -185,17 +232,34 @@ impl Supernode {
         if self.communities.contains_key(name) {
             return true;
         }
-        let policy = self.config.communities.get(name).cloned().unwrap_or_default();
+        let policy = self
+            .config
+            .communities
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let taken: BTreeSet<_> = self.communities.values().map(|c| c.subnet).collect();
         let chosen = match policy.subnet {
             Some((net, prefix)) if !taken.contains(&net) => Some((net, prefix)),
             Some(_) => None,
-            None => community::choose_subnet(name, self.config.subnet_pool, self.config.community_prefix, &taken)
-                .map(|s| (s, self.config.community_prefix)),
+            None => community::choose_subnet(
+                name,
+                self.config.subnet_pool,
+                self.config.community_prefix,
+                &taken,
+            )
+            .map(|s| (s, self.config.community_prefix)),
         };
-        let Some((subnet, prefix)) = chosen else { return false };
-        let rec = CommunityRecord { name: name.to_string(), subnet, prefix };
-        self.communities.insert(name.to_string(), Community::new(&rec, policy));
+        let Some((subnet, prefix)) = chosen else {
+            return false;
+        };
+        let rec = CommunityRecord {
+            name: name.to_string(),
+            subnet,
+            prefix,
+        };
+        self.communities
+            .insert(name.to_string(), Community::new(&rec, policy));
         self.events.push_back(Event::CommunityCreated(rec));
         true
     }

@@ -8,7 +8,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Supernode {
-    pub(super) fn handle_relay(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_relay(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let pkt = DataPacket::new_checked(bytes).map_err(|e| e.drop_reason())?;
         let rate = self.config.limits.relay_per_edge;
         let (src, dst) = (pkt.src(), pkt.dst());
