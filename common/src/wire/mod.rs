@@ -14,6 +14,9 @@ pub mod peer;
 pub mod plain;
 pub mod sealed;
 
+#[cfg(test)]
+mod golden_tests;
+
 /// The protocol version this implementation speaks.
 pub const VERSION: u8 = 1;
 
