@@ -163,3 +163,29 @@ fn supernode_never_sees_a_frame_in_plaintext() {
     assert!(!leaked, "frame bytes visible on the wire");
     let _ = Mac::BROADCAST;
 }
+
+#[test]
+fn no_unauthenticated_reply_is_larger_than_its_request() {
+    let mut w = World::new(5, SupernodeConfig::default());
+    w.capture = true;
+    w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    w.run_for(Duration::from_secs(2));
+    let sn: std::net::SocketAddr = n2n_tests::SN_ADDR.parse().unwrap();
+    let hellos: Vec<usize> = w
+        .wire_log
+        .iter()
+        .filter(|(_, t, b)| *t == sn && b[..2] == [0x10, 0x01])
+        .map(|(_, _, b)| b.len())
+        .collect();
+    let replies: Vec<usize> = w
+        .wire_log
+        .iter()
+        .filter(|(f, _, b)| *f == sn && b[..2] == [0x10, 0x02])
+        .map(|(_, _, b)| b.len())
+        .collect();
+    assert!(!hellos.is_empty() && !replies.is_empty());
+    assert!(
+        replies.iter().max() <= hellos.iter().min(),
+        "replies {replies:?} vs hellos {hellos:?}"
+    );
+}

@@ -17,6 +17,13 @@ pub const HEADER_LEN: usize = 16;
 /// Per-packet overhead on top of the Ethernet frame: header plus AEAD tag.
 pub const OVERHEAD: usize = HEADER_LEN + super::TAG_LEN;
 
+/// The default TAP MTU: a full-size frame (with room for a VLAN tag) fits a 1500-byte
+/// underlay over IPv6 as well as IPv4.
+pub const DEFAULT_MTU: usize = 1400;
+
+/// Ethernet header plus one 802.1Q tag.
+pub const ETHERNET_OVERHEAD: usize = 14 + 4;
+
 mod field {
     use std::ops::Range;
     pub const FLAGS: usize = 1;
@@ -176,6 +183,14 @@ mod tests {
         let p = DataPacket::new_checked(&pkt[..]).unwrap();
         assert_eq!(DataHeader::parse(&p), h);
         assert_eq!(p.sealed_payload().len(), 16);
+    }
+
+    #[test]
+    fn full_size_frame_fits_a_1500_byte_underlay() {
+        assert_eq!(OVERHEAD, 32);
+        let udp_payload = DEFAULT_MTU + ETHERNET_OVERHEAD + OVERHEAD;
+        assert!(udp_payload + 20 + 8 <= 1500, "IPv4: {}", udp_payload + 28);
+        assert!(udp_payload + 40 + 8 <= 1500, "IPv6: {}", udp_payload + 48);
     }
 
     #[test]

@@ -15,7 +15,11 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn key() -> KeyAnnounce {
-    KeyAnnounce { public: [0xaa; 32], epoch: 7, tag: [0xbb; 16] }
+    KeyAnnounce {
+        public: [0xaa; 32],
+        epoch: 7,
+        tag: [0xbb; 16],
+    }
 }
 
 fn peer() -> PeerInfo {
@@ -25,7 +29,10 @@ fn peer() -> PeerInfo {
         ip: Ipv4Addr::new(10, 128, 0, 5),
         desc: "pc".into(),
         observed: Some("203.0.113.9:4000".parse().unwrap()),
-        candidates: vec![Candidate { kind: CandidateKind::Lan, addr: "192.168.1.2:4000".parse().unwrap() }],
+        candidates: vec![Candidate {
+            kind: CandidateKind::Lan,
+            addr: "192.168.1.2:4000".parse().unwrap(),
+        }],
         key: key(),
     }
 }
@@ -37,15 +44,15 @@ fn golden_peer_info() {
     let mut out = Vec::new();
     peer().write(&mut Writer::new(&mut out));
     let expected = [
-        "00000102",         // id
-        "020000000009",     // mac
-        "0a800005",         // ip
-        "00",               // reserved
-        "027063",           // desc "pc"
-        "04cb0071090fa0",   // observed 203.0.113.9:4000
-        "01" ,              // one candidate
-        "00" ,              // kind lan
-        "04c0a801020fa0",   // 192.168.1.2:4000
+        "00000102",       // id
+        "020000000009",   // mac
+        "0a800005",       // ip
+        "00",             // reserved
+        "027063",         // desc "pc"
+        "04cb0071090fa0", // observed 203.0.113.9:4000
+        "01",             // one candidate
+        "00",             // kind lan
+        "04c0a801020fa0", // 192.168.1.2:4000
         KEY_HEX,
     ]
     .concat();
@@ -71,18 +78,49 @@ fn golden_plain_messages() {
     .emit();
     assert_eq!(
         hex(&reply),
-        format!("1002{}{}0000000000000003{}000205060001{}", "01".repeat(16), "02".repeat(32), "04".repeat(16), "07")
+        format!(
+            "1002{}{}0000000000000003{}000205060001{}",
+            "01".repeat(16),
+            "02".repeat(32),
+            "04".repeat(16),
+            "07"
+        )
     );
 
-    let reg = PlainMessage::Register { sn_epoch: 9, edge_key: [8; 32], cookie: [4; 16], sealed: vec![0xee; 16] }.emit();
-    assert_eq!(hex(&reg), format!("10030000000000000009{}{}{}", "08".repeat(32), "04".repeat(16), "ee".repeat(16)));
+    let reg = PlainMessage::Register {
+        sn_epoch: 9,
+        edge_key: [8; 32],
+        cookie: [4; 16],
+        sealed: vec![0xee; 16],
+    }
+    .emit();
+    assert_eq!(
+        hex(&reg),
+        format!(
+            "10030000000000000009{}{}{}",
+            "08".repeat(32),
+            "04".repeat(16),
+            "ee".repeat(16)
+        )
+    );
 
-    assert_eq!(hex(&PlainMessage::UnknownSession { edge_id: 0x01020304 }.emit()), "100401020304");
+    assert_eq!(
+        hex(&PlainMessage::UnknownSession {
+            edge_id: 0x01020304
+        }
+        .emit()),
+        "100401020304"
+    );
 }
 
 #[test]
 fn golden_sealed_header_and_bodies() {
-    let h = SealedHeader { kind: SealedType::Heartbeat, edge_id: 5, counter: 6 }.emit();
+    let h = SealedHeader {
+        kind: SealedType::Heartbeat,
+        edge_id: 5,
+        counter: 6,
+    }
+    .emit();
     assert_eq!(hex(&h), "11100000000000050000000000000006");
 
     let body = |m: SealedMessage| {
@@ -92,7 +130,13 @@ fn golden_sealed_header_and_bodies() {
     };
     let addr: SocketAddr = "198.51.100.7:7777".parse().unwrap();
     let addr_hex = "04c63364071e61";
-    assert_eq!(body(SealedMessage::Heartbeat { candidates: vec![], key: key() }), format!("00{KEY_HEX}"));
+    assert_eq!(
+        body(SealedMessage::Heartbeat {
+            candidates: vec![],
+            key: key()
+        }),
+        format!("00{KEY_HEX}")
+    );
     assert_eq!(body(SealedMessage::Unregister), "");
     assert_eq!(body(SealedMessage::PeerSyncRequest), "");
     assert_eq!(body(SealedMessage::PunchRequest { peer: 3 }), "00000003");
@@ -107,15 +151,31 @@ fn golden_sealed_header_and_bodies() {
         format!("000000010a01020318{addr_hex}000a")
     );
     assert_eq!(
-        body(SealedMessage::RegisterNak { code: NakCode::AdmissionRefused, reason: "no".into() }),
+        body(SealedMessage::RegisterNak {
+            code: NakCode::AdmissionRefused,
+            reason: "no".into()
+        }),
         "01026e6f"
     );
-    assert_eq!(body(SealedMessage::HeartbeatAck { observed: addr }), addr_hex);
+    assert_eq!(
+        body(SealedMessage::HeartbeatAck { observed: addr }),
+        addr_hex
+    );
     let mut p = Vec::new();
     peer().write(&mut Writer::new(&mut p));
-    assert_eq!(body(SealedMessage::PeerList { first: true, last: true, peers: vec![peer()] }), format!("0301{}", hex(&p)));
+    assert_eq!(
+        body(SealedMessage::PeerList {
+            first: true,
+            last: true,
+            peers: vec![peer()]
+        }),
+        format!("0301{}", hex(&p))
+    );
     assert_eq!(body(SealedMessage::PeerUpdate { peers: vec![] }), "00");
-    assert_eq!(body(SealedMessage::PeerRemove { ids: vec![1, 2] }), "020000000100000002");
+    assert_eq!(
+        body(SealedMessage::PeerRemove { ids: vec![1, 2] }),
+        "020000000100000002"
+    );
     assert_eq!(body(SealedMessage::Punch { peer: peer() }), hex(&p));
 }
 
@@ -132,33 +192,71 @@ fn golden_register_body_and_peer_messages() {
     };
     let mut v = Vec::new();
     b.emit(&mut v);
-    assert_eq!(hex(&v), format!("0461636d6502010101010100010a00000700{KEY_HEX}"));
+    assert_eq!(
+        hex(&v),
+        format!("0461636d6502010101010100010a00000700{KEY_HEX}")
+    );
     assert_eq!(RegisterBody::parse(&v).unwrap(), b);
 
     let mut v = Vec::new();
     let six: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 1);
-    PeerMessage::Probe { probe_id: 1, sent_to: six }.emit(&mut v);
-    assert_eq!(hex(&v), format!("01000000000000000106{}010001", "00".repeat(15)));
+    PeerMessage::Probe {
+        probe_id: 1,
+        sent_to: six,
+    }
+    .emit(&mut v);
+    assert_eq!(
+        hex(&v),
+        format!("01000000000000000106{}010001", "00".repeat(15))
+    );
     let mut v = Vec::new();
-    PeerMessage::ProbeAck { probe_id: 2, seen_from: "1.2.3.4:5".parse().unwrap() }.emit(&mut v);
-    assert_eq!(hex(&v), "0200000000000000020401020304 0005".replace(' ', ""));
+    PeerMessage::ProbeAck {
+        probe_id: 2,
+        seen_from: "1.2.3.4:5".parse().unwrap(),
+    }
+    .emit(&mut v);
+    assert_eq!(
+        hex(&v),
+        "0200000000000000020401020304 0005".replace(' ', "")
+    );
 }
 
 #[test]
 fn rejects_unknown_types_versions_and_trailing_bytes() {
-    assert_eq!(PlainMessage::parse(&[0x10, 0x7f]), Err(super::WireError::UnknownType(0x7f)));
-    assert_eq!(PlainMessage::parse(&[0x20, 0x01]), Err(super::WireError::BadVersion(2)));
+    assert_eq!(
+        PlainMessage::parse(&[0x10, 0x7f]),
+        Err(super::WireError::UnknownType(0x7f))
+    );
+    assert_eq!(
+        PlainMessage::parse(&[0x20, 0x01]),
+        Err(super::WireError::BadVersion(2))
+    );
     let mut us = PlainMessage::UnknownSession { edge_id: 1 }.emit();
     us.push(0);
-    assert_eq!(PlainMessage::parse(&us), Err(super::WireError::TrailingBytes));
-    let mut h = SealedHeader { kind: SealedType::Heartbeat, edge_id: 1, counter: 0 }.emit().to_vec();
+    assert_eq!(
+        PlainMessage::parse(&us),
+        Err(super::WireError::TrailingBytes)
+    );
+    let mut h = SealedHeader {
+        kind: SealedType::Heartbeat,
+        edge_id: 1,
+        counter: 0,
+    }
+    .emit()
+    .to_vec();
     h.extend_from_slice(&[0; 16]);
     h[1] = 0x77;
-    assert_eq!(SealedHeader::parse(&h).unwrap_err(), super::WireError::UnknownType(0x77));
+    assert_eq!(
+        SealedHeader::parse(&h).unwrap_err(),
+        super::WireError::UnknownType(0x77)
+    );
     h[1] = 0x10;
     h[2] = 1;
     assert!(SealedHeader::parse(&h).is_err(), "reserved bits");
-    assert_eq!(PeerMessage::parse(&[9]), Err(super::WireError::UnknownType(9)));
+    assert_eq!(
+        PeerMessage::parse(&[9]),
+        Err(super::WireError::UnknownType(9))
+    );
     assert!(SealedMessage::parse(SealedType::PeerRemove, &[1, 0, 0, 0]).is_err());
 }
 
@@ -170,11 +268,15 @@ fn arb_sockaddr() -> impl Strategy<Value = SocketAddr> {
 }
 
 fn arb_candidate() -> impl Strategy<Value = Candidate> {
-    (0u8..4, arb_sockaddr()).prop_map(|(k, addr)| Candidate { kind: CandidateKind::from_u8(k).unwrap(), addr })
+    (0u8..4, arb_sockaddr()).prop_map(|(k, addr)| Candidate {
+        kind: CandidateKind::from_u8(k).unwrap(),
+        addr,
+    })
 }
 
 fn arb_key() -> impl Strategy<Value = KeyAnnounce> {
-    (any::<[u8; 32]>(), any::<u32>(), any::<[u8; 16]>()).prop_map(|(public, epoch, tag)| KeyAnnounce { public, epoch, tag })
+    (any::<[u8; 32]>(), any::<u32>(), any::<[u8; 16]>())
+        .prop_map(|(public, epoch, tag)| KeyAnnounce { public, epoch, tag })
 }
 
 fn arb_peer() -> impl Strategy<Value = PeerInfo> {
@@ -205,15 +307,41 @@ fn arb_sealed() -> impl Strategy<Value = SealedMessage> {
         Just(SealedMessage::Unregister),
         any::<u32>().prop_map(|peer| SealedMessage::PunchRequest { peer }),
         Just(SealedMessage::PeerSyncRequest),
-        (any::<u32>(), any::<[u8; 4]>(), 8u8..=30, arb_sockaddr(), any::<u16>()).prop_map(|(edge_id, ip, prefix, observed, hb)| {
-            SealedMessage::RegisterAck { edge_id, ip: Ipv4Addr::from(ip), prefix, observed, heartbeat_secs: hb }
+        (
+            any::<u32>(),
+            any::<[u8; 4]>(),
+            8u8..=30,
+            arb_sockaddr(),
+            any::<u16>()
+        )
+            .prop_map(|(edge_id, ip, prefix, observed, hb)| {
+                SealedMessage::RegisterAck {
+                    edge_id,
+                    ip: Ipv4Addr::from(ip),
+                    prefix,
+                    observed,
+                    heartbeat_secs: hb,
+                }
+            }),
+        (1u8..6, ".{0,60}").prop_map(|(c, reason)| SealedMessage::RegisterNak {
+            code: NakCode::from(c),
+            reason
         }),
-        (1u8..6, ".{0,60}").prop_map(|(c, reason)| SealedMessage::RegisterNak { code: NakCode::from(c), reason }),
         arb_sockaddr().prop_map(|observed| SealedMessage::HeartbeatAck { observed }),
-        (any::<bool>(), any::<bool>(), proptest::collection::vec(arb_peer(), 0..4))
-            .prop_map(|(first, last, peers)| SealedMessage::PeerList { first, last, peers }),
-        proptest::collection::vec(arb_peer(), 0..4).prop_map(|peers| SealedMessage::PeerUpdate { peers }),
-        proptest::collection::vec(any::<u32>(), 0..20).prop_map(|ids| SealedMessage::PeerRemove { ids }),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::collection::vec(arb_peer(), 0..4)
+        )
+            .prop_map(|(first, last, peers)| SealedMessage::PeerList {
+                first,
+                last,
+                peers
+            }),
+        proptest::collection::vec(arb_peer(), 0..4)
+            .prop_map(|peers| SealedMessage::PeerUpdate { peers }),
+        proptest::collection::vec(any::<u32>(), 0..20)
+            .prop_map(|ids| SealedMessage::PeerRemove { ids }),
         arb_peer().prop_map(|peer| SealedMessage::Punch { peer }),
     ]
 }
