@@ -4,6 +4,7 @@
 //! Nothing in this crate does I/O or reads a clock: time comes in as `Instant` arguments and
 //! randomness from a caller-seeded RNG, so the protocol cores built on it replay exactly.
 
+pub mod config;
 pub mod crypto;
 pub mod ratelimit;
 pub mod rng;

@@ -1,0 +1,125 @@
+//! JSON views of the supernode core, answered inside the event loop.
+
+use super::{Answer, Query};
+use crate::proto::Supernode;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+/// Facts about the daemon the core does not know.
+pub struct DaemonInfo {
+    /// UDP address.
+    pub listen: std::net::SocketAddr,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Store writes that failed (disk full, ...).
+    pub store_errors: u64,
+}
+
+/// Answers one query.
+pub fn answer(q: &Query, sn: &Supernode, info: &DaemonInfo, now: Instant) -> Answer {
+    match q {
+        Query::Status => Answer::Json(StatusCode::OK, status(sn, info, now)),
+        Query::Communities => Answer::Json(StatusCode::OK, communities(sn)),
+        Query::CommunityEdges(name) => match sn.communities().get(name) {
+            Some(_) => Answer::Json(StatusCode::OK, edges(sn, name, now)),
+            None => Answer::Json(
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("no community named {name:?}") }),
+            ),
+        },
+        Query::Leases => Answer::Json(StatusCode::OK, leases(sn)),
+        Query::Metrics => Answer::Metrics(super::metrics::render(sn, info)),
+    }
+}
+
+fn status(sn: &Supernode, info: &DaemonInfo, now: Instant) -> Value {
+    let st = sn.stats();
+    let drops: serde_json::Map<String, Value> = st
+        .drops
+        .iter()
+        .map(|(r, n)| (r.label().to_string(), json!(n)))
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "fingerprint": sn.fingerprint().to_string(),
+        "listen": info.listen.to_string(),
+        "uptime_secs": now.saturating_duration_since(info.started).as_secs(),
+        "communities": sn.communities().len(),
+        "edges": sn.edges().len(),
+        "registrations": st.registrations,
+        "relayed_packets": st.relayed_packets,
+        "relayed_bytes": st.relayed_bytes,
+        "punches": st.punches,
+        "datagrams": st.datagrams,
+        "store_errors": info.store_errors,
+        "drops": drops,
+    })
+}
+
+fn communities(sn: &Supernode) -> Value {
+    let list: Vec<Value> = sn
+        .communities()
+        .values()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "subnet": format!("{}/{}", c.subnet, c.prefix),
+                "open": c.policy.admission_key.is_none(),
+                "edges": c.members.len(),
+                "leases": c.leases.len(),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn edges(sn: &Supernode, community: &str, now: Instant) -> Value {
+    let list: Vec<Value> = sn
+        .edges()
+        .values()
+        .filter(|e| e.community == community)
+        .map(|e| {
+            let candidates: Vec<Value> = e
+                .candidates
+                .iter()
+                .map(|c| json!({ "kind": c.kind.name(), "addr": c.addr.to_string() }))
+                .collect();
+            json!({
+                "id": e.id,
+                "mac": e.mac.to_string(),
+                "ip": e.ip.to_string(),
+                "desc": e.desc,
+                "endpoint": e.endpoint.to_string(),
+                "candidates": candidates,
+                "key_epoch": e.key.epoch,
+                "last_seen_secs_ago": now.saturating_duration_since(e.last_seen).as_secs(),
+                "registered_secs_ago": now.saturating_duration_since(e.registered_at).as_secs(),
+                "relayed_packets": e.relayed_packets,
+                "relayed_bytes": e.relayed_bytes,
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn leases(sn: &Supernode) -> Value {
+    let online: std::collections::BTreeSet<u32> = sn.edges().keys().copied().collect();
+    let list: Vec<Value> = sn
+        .communities()
+        .values()
+        .flat_map(|c| c.leases.values())
+        .map(|l| {
+            json!({
+                "community": l.community,
+                "mac": l.mac.to_string(),
+                "ip": l.ip.to_string(),
+                "edge_id": l.edge_id,
+                "desc": l.desc,
+                "last_seen_unix": l.last_seen_unix,
+                "online": online.contains(&l.edge_id),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}

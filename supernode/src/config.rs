@@ -1,0 +1,434 @@
+//! The supernode daemon's settings: embedded defaults < YAML file < `N2N_*` environment <
+//! command-line flags. Unknown keys and bad values fail at start, naming the key.
+
+use crate::proto::{CommunityPolicy, Limits, SupernodeConfig};
+use clap::Parser;
+use n2n_common::config::{self as cfg, HexKey, Ipv4Net, ListenAddr};
+use n2n_common::ratelimit::Rate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the supernode daemon can be configured with (`config/supernode.yaml` documents
+/// each key).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// UDP address edges talk to.
+    pub listen: ListenAddr,
+    /// HTTP API address (status, communities, leases, metrics); empty string disables it.
+    pub api_listen: String,
+    /// Where the lease database and the identity key live.
+    pub state_dir: PathBuf,
+    /// Heartbeat period edges are told to use.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// An edge silent this long is dropped (its lease is kept).
+    #[serde(with = "humantime_serde")]
+    pub expiry: Duration,
+    /// How often expired edges are swept.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// The range community subnets are carved from.
+    pub subnet: Ipv4Net,
+    /// Prefix length of each community's subnet.
+    pub community_prefix: u8,
+    /// Admit communities not listed under `communities` (open: logged as such).
+    pub allow_open: bool,
+    /// Per-community settings.
+    pub communities: BTreeMap<String, CommunitySettings>,
+    /// Abuse limits.
+    pub limits: LimitSettings,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    pub log_level: String,
+    /// SO_RCVBUF / SO_SNDBUF of the UDP socket, bytes.
+    pub udp_buffer_size: usize,
+}
+
+/// Settings of one community.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommunitySettings {
+    /// Admission key (64 hex digits, from `supernode community-key`): edges must prove the
+    /// community passphrase. The supernode cannot derive the data key from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_key: Option<HexKey>,
+    /// Subnet override for this community.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv4Net>,
+    /// Cap on registered edges in this community.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_edges: Option<usize>,
+}
+
+/// Abuse limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Hello and register messages per second per source IP (burst: 4x).
+    pub handshakes_per_source: f64,
+    /// Registered edges per community (unless the community sets `max_edges`).
+    pub max_edges_per_community: usize,
+    /// Relayed packets per second per edge (burst: 1/5 s worth).
+    pub relay_pps_per_edge: f64,
+    /// Punch requests per second per edge (burst: 4x).
+    pub punches_per_edge: f64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            handshakes_per_source: l.handshakes_per_source.per_sec,
+            max_edges_per_community: l.max_edges_per_community,
+            relay_pps_per_edge: l.relay_per_edge.per_sec,
+            punches_per_edge: l.punches_per_edge.per_sec,
+        }
+    }
+}
+
+/// The platform's state directory for the daemon.
+pub fn default_state_dir() -> PathBuf {
+    if cfg::is_root() {
+        return PathBuf::from("/var/lib/n2n-rs");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("n2n-rs")
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let core = SupernodeConfig::default();
+        Self {
+            listen: ListenAddr(
+                "0.0.0.0:7777"
+                    .parse()
+                    .unwrap_or_else(|_| ([0, 0, 0, 0], 7777).into()),
+            ),
+            api_listen: "127.0.0.1:7779".into(),
+            state_dir: default_state_dir(),
+            heartbeat: core.heartbeat,
+            expiry: core.expiry,
+            sweep_interval: core.sweep_interval,
+            subnet: Ipv4Net {
+                addr: core.subnet_pool.0,
+                prefix: core.subnet_pool.1,
+            },
+            community_prefix: core.community_prefix,
+            allow_open: core.allow_open,
+            communities: BTreeMap::new(),
+            limits: LimitSettings::default(),
+            log_level: "info".into(),
+            udp_buffer_size: 4 << 20,
+        }
+    }
+}
+
+/// Top-level keys, for filtering `N2N_*` environment variables.
+const KEYS: &[&str] = &[
+    "listen",
+    "api_listen",
+    "state_dir",
+    "heartbeat",
+    "expiry",
+    "sweep_interval",
+    "subnet",
+    "community_prefix",
+    "allow_open",
+    "log_level",
+    "udp_buffer_size",
+];
+
+/// Command-line flags (single- or double-dash). Every flag overrides the same-named key.
+#[derive(Parser, Debug, Default, Serialize)]
+#[command(
+    name = "supernode",
+    version,
+    about = "n2n-rs supernode: rendezvous, leases, hole punching and relay"
+)]
+pub struct Flags {
+    /// YAML configuration file (default: supernode.yaml if present).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// UDP listen address, e.g. :7777.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// HTTP API address; "" disables the API.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_listen: Option<String>,
+    /// State directory (lease database, identity key).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// Heartbeat period told to edges, e.g. 10s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// Drop edges silent for this long, e.g. 45s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+    /// Sweep period (n2n-go: -cleanup).
+    #[arg(long, alias = "cleanup")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_interval: Option<String>,
+    /// Range community subnets come from, e.g. 10.128.0.0/9.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// Prefix length of a community subnet (n2n-go: -subnetcidr).
+    #[arg(long, alias = "subnetcidr")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub community_prefix: Option<u8>,
+    /// Admit communities that are not configured.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_open: Option<bool>,
+    /// Log level.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Shorthand for -log-level debug (n2n-go compatibility).
+    #[arg(long)]
+    #[serde(skip)]
+    pub debug: bool,
+    /// UDP socket buffer size in bytes.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_buffer_size: Option<usize>,
+    /// Subcommand (none: run the daemon).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Print the admission key of a community for its passphrase (for `communities.NAME.admission_key`).
+    CommunityKey {
+        /// Community name.
+        #[arg(long)]
+        community: String,
+        /// Passphrase (or N2N_PASSPHRASE, or read from standard input).
+        #[arg(long, env = "N2N_PASSPHRASE")]
+        passphrase: Option<String>,
+    },
+}
+
+impl Settings {
+    /// Loads the layered settings for `flags`.
+    pub fn load(flags: &Flags) -> Result<Self, String> {
+        let (file, required) = match &flags.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("supernode.yaml"), false),
+        };
+        let fig = cfg::layered(
+            &Settings::default(),
+            Some(Path::new(&file)),
+            required,
+            KEYS,
+            flags,
+        )?;
+        let mut s: Settings = fig.extract().map_err(cfg::explain)?;
+        if flags.debug {
+            s.log_level = "debug".into();
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.subnet.prefix..=30).contains(&self.community_prefix) {
+            return Err(format!(
+                "community_prefix: /{} must lie between the subnet's /{} and /30",
+                self.community_prefix, self.subnet.prefix
+            ));
+        }
+        if self.heartbeat.is_zero() || self.expiry <= self.heartbeat {
+            return Err("expiry: must be longer than heartbeat".into());
+        }
+        if !self.api_listen.is_empty() {
+            self.api_listen
+                .parse::<ListenAddr>()
+                .map_err(|e| format!("api_listen: {e}"))?;
+        }
+        for (name, c) in &self.communities {
+            if name.is_empty() || name.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
+                return Err(format!("communities.{name}: name must be 1 to 64 bytes"));
+            }
+            if let Some(s) = c.subnet
+                && s.prefix > 30
+            {
+                return Err(format!("communities.{name}.subnet: prefix too long"));
+            }
+        }
+        let l = &self.limits;
+        for (k, v) in [
+            ("handshakes_per_source", l.handshakes_per_source),
+            ("relay_pps_per_edge", l.relay_pps_per_edge),
+            ("punches_per_edge", l.punches_per_edge),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("limits.{k}: must be a positive number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The HTTP API address, if enabled.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api_listen.parse::<ListenAddr>().ok().map(|a| a.0)
+    }
+
+    /// The core's configuration.
+    pub fn core_config(&self) -> SupernodeConfig {
+        let l = &self.limits;
+        SupernodeConfig {
+            heartbeat: self.heartbeat,
+            expiry: self.expiry,
+            sweep_interval: self.sweep_interval,
+            subnet_pool: (self.subnet.addr, self.subnet.prefix),
+            community_prefix: self.community_prefix,
+            allow_open: self.allow_open,
+            communities: self
+                .communities
+                .iter()
+                .map(|(n, c)| {
+                    (
+                        n.clone(),
+                        CommunityPolicy {
+                            admission_key: c.admission_key.map(|k| k.0),
+                            subnet: c.subnet.map(|s| (s.addr, s.prefix)),
+                            max_edges: c.max_edges,
+                        },
+                    )
+                })
+                .collect(),
+            limits: Limits {
+                handshakes_per_source: Rate::new(
+                    l.handshakes_per_source,
+                    l.handshakes_per_source * 4.0,
+                ),
+                max_edges_per_community: l.max_edges_per_community,
+                relay_per_edge: Rate::new(
+                    l.relay_pps_per_edge,
+                    (l.relay_pps_per_edge / 5.0).max(64.0),
+                ),
+                punches_per_edge: Rate::new(l.punches_per_edge, l.punches_per_edge * 4.0),
+                ..Limits::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut v = vec!["supernode".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        Flags::parse_from(cfg::go_style_args(v))
+    }
+
+    #[test]
+    fn layering_is_defaults_then_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "supernode.yaml",
+                "listen: \":1000\"\nheartbeat: 20s\nexpiry: 90s\nlog_level: warn\nsubnet: 10.200.0.0/16\n",
+            )?;
+            jail.set_env("N2N_HEARTBEAT", "30s");
+            jail.set_env("N2N_LOG_LEVEL", "debug");
+            jail.set_env("N2N_COMMUNITY", "ignored: an edge key");
+            let s = Settings::load(&flags(&["-log-level", "trace"])).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.listen.0,
+                "0.0.0.0:1000".parse().unwrap(),
+                "file over defaults"
+            );
+            assert_eq!(s.heartbeat, Duration::from_secs(30), "env over file");
+            assert_eq!(s.log_level, "trace", "flags over env");
+            assert_eq!(s.expiry, Duration::from_secs(90));
+            assert_eq!(s.subnet.to_string(), "10.200.0.0/16");
+            assert_eq!(s.api_listen, "127.0.0.1:7779", "default kept");
+            let s = Settings::load(&flags(&["--listen", "127.0.0.1:9", "-debug"]))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.0, "127.0.0.1:9".parse().unwrap());
+            assert_eq!(s.log_level, "debug");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.yaml", "listen: \":7777\"\nlisten_port: 5\n")?;
+            let e = Settings::load(&flags(&["-config", "bad.yaml"])).unwrap_err();
+            assert!(
+                e.contains("listen_port") && e.contains("unknown field"),
+                "{e}"
+            );
+            jail.create_file(
+                "bad2.yaml",
+                "communities:\n  acme:\n    admission_key: xyz\n",
+            )?;
+            let e = Settings::load(&flags(&["-config", "bad2.yaml"])).unwrap_err();
+            assert!(
+                e.contains("communities.acme.admission_key") && e.contains("64 hex"),
+                "{e}"
+            );
+            let e = Settings::load(&flags(&["-expiry", "soon"])).unwrap_err();
+            assert!(
+                e.starts_with("expiry:") && e.contains("command-line flags"),
+                "{e}"
+            );
+            let e = Settings::load(&flags(&["-subnet", "10.0.0.0"])).unwrap_err();
+            assert!(e.starts_with("subnet:") && e.contains("CIDR"), "{e}");
+            let e = Settings::load(&flags(&["-heartbeat", "60s", "-expiry", "30s"])).unwrap_err();
+            assert!(e.starts_with("expiry:"), "{e}");
+            let e = Settings::load(&flags(&["-config", "missing.yaml"])).unwrap_err();
+            assert!(e.contains("does not exist"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_config_file_loads_and_matches_the_defaults() {
+        // Inside a jail: jails serialize with each other, so no other test's env leaks in.
+        figment::Jail::expect_with(|_| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/supernode.yaml");
+            let s = Settings::load(&flags(&["-config", path])).map_err(|e| e.to_string())?;
+            let d = Settings::default();
+            assert_eq!(
+                (
+                    s.listen,
+                    s.heartbeat,
+                    s.expiry,
+                    s.subnet,
+                    s.limits,
+                    s.udp_buffer_size
+                ),
+                (
+                    d.listen,
+                    d.heartbeat,
+                    d.expiry,
+                    d.subnet,
+                    d.limits,
+                    d.udp_buffer_size
+                )
+            );
+            Ok(())
+        });
+    }
+}

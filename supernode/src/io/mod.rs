@@ -1,0 +1,230 @@
+//! The supernode's event loop: one task owns the core and selects over the UDP socket, the
+//! core's timer, API queries and shutdown, draining the core's outputs after every input.
+
+pub mod identity;
+pub mod store;
+
+use crate::api::{self, ApiRequest};
+use crate::config::Settings;
+use crate::proto::{Event, RemoveReason, Supernode};
+use anyhow::Context;
+use n2n_common::rng::CoreRng;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::Store;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Datagrams handled per wake-up before outputs are flushed (bounds store batching latency).
+const BATCH: usize = 256;
+
+/// Binds the UDP socket with the configured buffer sizes.
+pub fn bind_udp(addr: SocketAddr, buffer: usize) -> anyhow::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(e) = s
+        .set_recv_buffer_size(buffer)
+        .and_then(|_| s.set_send_buffer_size(buffer))
+    {
+        tracing::warn!(error = %e, "could not set UDP buffer sizes");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())
+        .with_context(|| format!("cannot bind UDP {addr}"))?;
+    Ok(UdpSocket::from_std(s.into())?)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs the supernode on `socket` until `shutdown` resolves, then flushes its state. The API
+/// listens where the settings say.
+pub async fn run(
+    socket: UdpSocket,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let api = match settings.api_addr() {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the API on {addr}"))?,
+        ),
+        None => None,
+    };
+    serve(socket, api, settings, shutdown).await
+}
+
+/// Like [`run`], with the API on an already bound listener (or none).
+pub async fn serve(
+    socket: UdpSocket,
+    api: Option<tokio::net::TcpListener>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = &settings.state_dir;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    }
+    let store = Store::open(&dir.join("supernode.db"))
+        .await
+        .with_context(|| format!("cannot open the lease database in {}", dir.display()))?;
+    let state = store
+        .load()
+        .await
+        .context("cannot read the lease database")?;
+    let (n_leases, n_communities) = (state.leases.len(), state.communities.len());
+    let mut rng = CoreRng::from_seed(identity::os_seed()?);
+    let id = identity::load_or_create(dir, &mut rng)?;
+    let listen = socket.local_addr()?;
+    let started = Instant::now();
+    let mut core = Supernode::new(settings.core_config(), id, state, rng, started, unix_now());
+    tracing::info!(
+        %listen,
+        fingerprint = %core.fingerprint(),
+        leases = n_leases,
+        communities = n_communities,
+        "supernode started; edges can pin this fingerprint with -supernode-fingerprint"
+    );
+    if settings.allow_open {
+        tracing::info!(
+            "allow_open: communities without configuration are open to anyone who knows their name"
+        );
+    }
+    let mut info = api::DaemonInfo {
+        listen,
+        started,
+        store_errors: 0,
+    };
+
+    let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(64);
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = match api {
+        Some(listener) => {
+            tracing::info!(api = %listener.local_addr()?, "HTTP API listening");
+            let app = api::router(api_tx);
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = api_stopped.await;
+                    })
+                    .await;
+            }))
+        }
+        None => {
+            drop(api_tx);
+            None
+        }
+    };
+
+    let mut buf = vec![0u8; 65536];
+    let mut events = Vec::new();
+    let mut open_logged = BTreeSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = core
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            r = socket.recv_from(&mut buf) => {
+                let now = Instant::now();
+                match r {
+                    Ok((n, from)) => core.handle_datagram(now, from, buf.get(..n).unwrap_or_default()),
+                    // ICMP errors for earlier sends surface here on Linux; nothing to do.
+                    Err(e) => tracing::debug!(error = %e, "recv"),
+                }
+                for _ in 1..BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, from)) => core.handle_datagram(now, from, buf.get(..n).unwrap_or_default()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
+            Some((q, reply)) = api_rx.recv() => {
+                let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
+            }
+        }
+        while let Some(e) = core.poll_event() {
+            log_event(&e, &mut open_logged);
+            events.push(e);
+        }
+        // Leases are stored before the acks that announce them go out.
+        if !events.is_empty() {
+            if let Err(e) = store.apply(&events).await {
+                info.store_errors += 1;
+                tracing::error!(error = %e, "could not store leases (disk full?); serving on, leases kept in memory");
+            }
+            events.clear();
+        }
+        while let Some(t) = core.poll_transmit() {
+            if let Err(e) = socket.send_to(&t.payload, t.dst).await {
+                tracing::debug!(error = %e, dst = %t.dst, "send");
+            }
+        }
+    }
+    tracing::info!("shutting down: flushing state");
+    let _ = stop_api.send(());
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
+    match e {
+        Event::EdgeRegistered {
+            id,
+            community,
+            ip,
+            endpoint,
+            open,
+        } => {
+            tracing::info!(id, %community, %ip, %endpoint, "edge registered");
+            if *open && open_logged.insert(community.clone()) {
+                tracing::warn!(%community, "community is open: no admission secret configured, anyone who knows its name can join");
+            }
+        }
+        Event::EdgeRemoved {
+            id,
+            community,
+            reason,
+        } => {
+            let why = match reason {
+                RemoveReason::Unregistered => "left",
+                RemoveReason::Expired => "expired",
+            };
+            tracing::info!(id, %community, why, "edge removed");
+        }
+        Event::RegistrationRefused {
+            community,
+            from,
+            reason,
+        } => {
+            tracing::warn!(%community, %from, %reason, "registration refused");
+        }
+        Event::CommunityCreated(c) => {
+            tracing::info!(community = %c.name, subnet = %format!("{}/{}", c.subnet, c.prefix), "community created")
+        }
+        Event::LeaseGranted(_) | Event::LeaseReclaimed { .. } => {}
+    }
+}

@@ -1,0 +1,134 @@
+//! The lease store: SQLite (WAL) through sqlx, migrations embedded in the binary.
+
+use crate::proto::{CommunityRecord, Event, Lease, PersistedState};
+use n2n_common::types::Mac;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+/// The supernode's persistent state.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives the process being killed (kill -9); only a power
+            // loss can take back the very last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Loads communities and leases; rows that do not parse are skipped and reported.
+    pub async fn load(&self) -> anyhow::Result<PersistedState> {
+        let mut state = PersistedState::default();
+        for row in sqlx::query("SELECT name, subnet, prefix FROM communities")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let (name, subnet, prefix): (String, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            match (subnet.parse(), u8::try_from(prefix)) {
+                (Ok(subnet), Ok(prefix)) => state.communities.push(CommunityRecord {
+                    name,
+                    subnet,
+                    prefix,
+                }),
+                _ => {
+                    tracing::warn!(community = %name, "skipping a community row that does not parse")
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT community, mac, ip, edge_id, descr, last_seen FROM leases")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let community: String = row.try_get(0)?;
+            let (mac, ip): (String, String) = (row.try_get(1)?, row.try_get(2)?);
+            let (edge_id, desc, last_seen): (i64, String, i64) =
+                (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
+            match (Mac::from_str(&mac), ip.parse(), u32::try_from(edge_id)) {
+                (Ok(mac), Ok(ip), Ok(edge_id)) => state.leases.push(Lease {
+                    community,
+                    mac,
+                    ip,
+                    edge_id,
+                    desc,
+                    last_seen_unix: u64::try_from(last_seen).unwrap_or(0),
+                }),
+                _ => tracing::warn!(%community, %mac, "skipping a lease row that does not parse"),
+            }
+        }
+        Ok(state)
+    }
+
+    /// Persists what a batch of core events changed, in one transaction.
+    pub async fn apply(&self, events: &[Event]) -> anyhow::Result<()> {
+        if !events.iter().any(|e| {
+            matches!(
+                e,
+                Event::CommunityCreated(_) | Event::LeaseGranted(_) | Event::LeaseReclaimed { .. }
+            )
+        }) {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            match e {
+                Event::CommunityCreated(c) => {
+                    sqlx::query("INSERT OR REPLACE INTO communities (name, subnet, prefix) VALUES (?, ?, ?)")
+                        .bind(&c.name)
+                        .bind(c.subnet.to_string())
+                        .bind(i64::from(c.prefix))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::LeaseReclaimed { community, mac } => {
+                    sqlx::query("DELETE FROM leases WHERE community = ? AND mac = ?")
+                        .bind(community)
+                        .bind(mac.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::LeaseGranted(l) => {
+                    sqlx::query(
+                        "INSERT INTO leases (community, mac, ip, edge_id, descr, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+                         ON CONFLICT (community, mac) DO UPDATE SET ip = excluded.ip, edge_id = excluded.edge_id,
+                         descr = excluded.descr, last_seen = excluded.last_seen",
+                    )
+                    .bind(&l.community)
+                    .bind(l.mac.to_string())
+                    .bind(l.ip.to_string())
+                    .bind(i64::from(l.edge_id))
+                    .bind(&l.desc)
+                    .bind(i64::try_from(l.last_seen_unix).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL and closes the database.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,189 @@
+//! Helpers for loopback tests: edge cores driven over real UDP sockets, a tiny HTTP client,
+//! and free-port discovery.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::expect_used
+)]
+
+use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_common::rng::CoreRng;
+use n2n_edge::proto::{Edge, EdgeConfig, Event};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+/// An edge core running over a UDP socket on 127.0.0.1 in a background task.
+pub struct UdpEdge {
+    /// The core, shared with its task.
+    pub core: Arc<Mutex<Edge>>,
+    /// Every event it emitted.
+    pub events: Arc<Mutex<Vec<Event>>>,
+    /// Its socket address.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UdpEdge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Edge config for `community` with `passphrase`, machine `machine`, supernode `sn`.
+pub fn edge_config(
+    community: &str,
+    passphrase: Option<&str>,
+    machine: u8,
+    sn: SocketAddr,
+) -> EdgeConfig {
+    let keys = CommunityKeys::derive(community, passphrase, KdfParams::FAST_INSECURE);
+    let mut c = EdgeConfig::new(
+        community,
+        keys,
+        edge_mac(&[machine; 16], community),
+        vec![sn],
+    );
+    c.desc = format!("edge-{machine}");
+    c
+}
+
+impl UdpEdge {
+    /// Starts an edge core on a fresh loopback socket.
+    pub async fn start(config: EdgeConfig, seed: u64) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let core = Arc::new(Mutex::new(Edge::new(
+            config,
+            CoreRng::seeded(seed),
+            Instant::now(),
+        )));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (c, e) = (core.clone(), events.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let deadline = c
+                    .lock()
+                    .unwrap()
+                    .poll_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    r = socket.recv_from(&mut buf) => {
+                        if let Ok((n, from)) = r {
+                            c.lock().unwrap().handle_datagram(Instant::now(), from, &buf[..n]);
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline.into()) => c.lock().unwrap().handle_timeout(Instant::now()),
+                }
+                let mut out = Vec::new();
+                {
+                    let mut core = c.lock().unwrap();
+                    while let Some(ev) = core.poll_event() {
+                        e.lock().unwrap().push(ev);
+                    }
+                    while core.poll_frame().is_some() {}
+                    while let Some(t) = core.poll_transmit() {
+                        out.push(t);
+                    }
+                }
+                for t in out {
+                    let _ = socket.send_to(&t.payload, t.dst).await;
+                }
+            }
+        });
+        Self {
+            core,
+            events,
+            addr,
+            task,
+        }
+    }
+
+    /// Waits until `pred` holds on the core, up to `max`.
+    pub async fn wait(&self, max: Duration, pred: impl Fn(&Edge) -> bool) -> bool {
+        let until = Instant::now() + max;
+        while Instant::now() < until {
+            if pred(&self.core.lock().unwrap()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pred(&self.core.lock().unwrap())
+    }
+
+    /// The virtual IP, once registered.
+    pub fn ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.core.lock().unwrap().address().map(|(ip, _)| ip)
+    }
+
+    /// The first refusal reason the edge got.
+    pub fn refusal(&self) -> Option<String> {
+        self.events.lock().unwrap().iter().find_map(|e| match e {
+            Event::RegistrationRefused { reason } => Some(reason.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (UDP and TCP).
+pub fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// GET `path` from `addr`; returns (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Bodies may be chunked; the API's answers are small, so de-chunk naively.
+    let body = if resp
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+/// GET and parse JSON.
+pub async fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (code, body) = http_get(addr, path).await;
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+    )
+}
