@@ -2,7 +2,7 @@
 //! a send counter and a replay window.
 
 use crate::crypto::aead::SessionKey;
-use crate::crypto::replay::ReplayWindow;
+use crate::crypto::replay::SmallReplayWindow;
 use crate::stats::DropReason;
 use crate::types::EdgeId;
 use crate::wire::sealed::{SealedHeader, SealedMessage};
@@ -24,14 +24,16 @@ pub enum Role {
     Supernode,
 }
 
-/// One end of an edge-supernode session.
+/// One end of an edge-supernode session. Keys are kept raw and expanded per message: control
+/// traffic is a few messages per minute, and a supernode holds one session per edge (an
+/// expanded AES-GCM key is over 1 KiB; this whole struct is under 200 bytes).
 pub struct ControlSession {
-    tx: SessionKey,
-    rx: SessionKey,
+    tx: [u8; 32],
+    rx: [u8; 32],
     tx_prefix: u32,
     rx_prefix: u32,
     tx_counter: u64,
-    replay: ReplayWindow,
+    replay: SmallReplayWindow,
 }
 
 impl std::fmt::Debug for ControlSession {
@@ -43,7 +45,7 @@ impl std::fmt::Debug for ControlSession {
 impl ControlSession {
     /// Builds a session from the keys of [`crate::crypto::kdf::session_keys`].
     pub fn new(role: Role, edge_to_sn: &[u8; 32], sn_to_edge: &[u8; 32]) -> Self {
-        let (e2s, s2e) = (SessionKey::new(edge_to_sn), SessionKey::new(sn_to_edge));
+        let (e2s, s2e) = (*edge_to_sn, *sn_to_edge);
         match role {
             Role::Edge => Self {
                 tx: e2s,
@@ -51,7 +53,7 @@ impl ControlSession {
                 tx_prefix: EDGE_TO_SN,
                 rx_prefix: SN_TO_EDGE,
                 tx_counter: 0,
-                replay: ReplayWindow::default(),
+                replay: SmallReplayWindow::default(),
             },
             Role::Supernode => Self {
                 tx: s2e,
@@ -59,7 +61,7 @@ impl ControlSession {
                 tx_prefix: SN_TO_EDGE,
                 rx_prefix: EDGE_TO_SN,
                 tx_counter: 0,
-                replay: ReplayWindow::default(),
+                replay: SmallReplayWindow::default(),
             },
         }
     }
@@ -77,8 +79,7 @@ impl ControlSession {
         out.extend_from_slice(&hdr);
         let mut body = Vec::with_capacity(112);
         msg.emit(&mut body);
-        self.tx
-            .seal(self.tx_prefix, header.counter, &hdr, &mut body);
+        SessionKey::new(&self.tx).seal(self.tx_prefix, header.counter, &hdr, &mut body);
         out.extend_from_slice(&body);
         out
     }
@@ -99,12 +100,40 @@ impl ControlSession {
         if !self.replay.check(header.counter) {
             return Err(DropReason::Replay);
         }
-        let body = self
-            .rx
+        let body = SessionKey::new(&self.rx)
             .open(self.rx_prefix, header.counter, aad, &mut sealed)
             .map_err(|_| DropReason::Auth)?;
         let msg = SealedMessage::parse(header.kind, body).map_err(|e| e.drop_reason())?;
         self.replay.accept(header.counter);
         Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::sealed::SealedHeader;
+
+    #[test]
+    fn sessions_interoperate_reject_replays_and_stay_small() {
+        let (e2s, s2e) = ([1u8; 32], [2u8; 32]);
+        let mut edge = ControlSession::new(Role::Edge, &e2s, &s2e);
+        let mut sn = ControlSession::new(Role::Supernode, &e2s, &s2e);
+        let d = edge.seal(7, &SealedMessage::PunchRequest { peer: 9 });
+        let (h, _) = SealedHeader::parse(&d).unwrap();
+        assert_eq!(sn.open(&h, &d), Ok(SealedMessage::PunchRequest { peer: 9 }));
+        assert_eq!(sn.open(&h, &d), Err(DropReason::Replay));
+        // A message sealed by the supernode does not open as one from the edge (direction keys).
+        let own = edge.seal(7, &SealedMessage::PeerSyncRequest);
+        let (h1, _) = SealedHeader::parse(&own).unwrap();
+        assert_eq!(
+            edge.open(&h1, &own),
+            Err(DropReason::Auth),
+            "reflected back at its sender"
+        );
+        let back = sn.seal(7, &SealedMessage::PeerSyncRequest);
+        let (h2, _) = SealedHeader::parse(&back).unwrap();
+        assert_eq!(edge.open(&h2, &back), Ok(SealedMessage::PeerSyncRequest));
+        assert!(std::mem::size_of::<ControlSession>() <= 200);
     }
 }

@@ -1,18 +1,23 @@
 //! A sliding replay window over 64-bit counters (RFC 6479 style bitmap).
 
-/// Bits remembered behind the highest counter seen.
+/// Bits the data-path window remembers behind the highest counter seen.
 pub const WINDOW: u64 = 2048;
-const WORDS: usize = (WINDOW / 64) as usize;
 
-/// Accepts each counter at most once, and nothing older than [`WINDOW`] behind the newest.
+/// The data-path window: 2048 counters, for reordering on fast multi-queue paths.
+pub type ReplayWindow = Window<32>;
+
+/// The control-channel window: 128 counters (control messages are few and rarely reordered).
+pub type SmallReplayWindow = Window<2>;
+
+/// Accepts each counter at most once, and nothing older than `64 * WORDS` behind the newest.
 #[derive(Clone, Debug)]
-pub struct ReplayWindow {
+pub struct Window<const WORDS: usize> {
     top: u64,
     seen_any: bool,
     bits: [u64; WORDS],
 }
 
-impl Default for ReplayWindow {
+impl<const WORDS: usize> Default for Window<WORDS> {
     fn default() -> Self {
         Self {
             top: 0,
@@ -22,13 +27,15 @@ impl Default for ReplayWindow {
     }
 }
 
-impl ReplayWindow {
+impl<const WORDS: usize> Window<WORDS> {
+    const SIZE: u64 = 64 * WORDS as u64;
+
     /// True if `counter` would be accepted (does not record it).
     pub fn check(&self, counter: u64) -> bool {
         if !self.seen_any || counter > self.top {
             return true;
         }
-        if self.top - counter >= WINDOW {
+        if self.top - counter >= Self::SIZE {
             return false;
         }
         let (w, b) = Self::slot(counter);
@@ -43,7 +50,7 @@ impl ReplayWindow {
         }
         if !self.seen_any || counter > self.top {
             let from = if self.seen_any { self.top + 1 } else { counter };
-            if counter - from >= WINDOW {
+            if counter - from >= Self::SIZE {
                 self.bits = [0; WORDS];
             } else {
                 for c in from..=counter {
@@ -72,6 +79,14 @@ impl ReplayWindow {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn small_window_is_128_counters() {
+        let mut w = SmallReplayWindow::default();
+        assert!(w.accept(200));
+        assert!(w.accept(73));
+        assert!(!w.accept(72));
+    }
 
     #[test]
     fn accepts_once_reorders_and_rejects_old() {
