@@ -131,7 +131,8 @@ async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow
         let name = format!("c{c}");
         let mut machine = [0u8; 16];
         machine[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let mut cfg = EdgeConfig::new(&name, keys[c].clone(), edge_mac(&machine, &name), vec![sn]);
+        let community_keys = keys.get(c).cloned().context("community keys")?;
+        let mut cfg = EdgeConfig::new(&name, community_keys, edge_mac(&machine, &name), vec![sn]);
         cfg.key_rotation = None;
         // Spread edges over loopback addresses, as real edges come from many hosts.
         let ip = IpAddr::V4(Ipv4Addr::new(
@@ -154,13 +155,9 @@ async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow
         }
     }
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut last = 0;
     loop {
         let st = api_get(api, "/status").await?;
-        let edges = st["edges"].as_u64().unwrap_or(0) as usize;
-        if edges != last {
-            last = edges;
-        }
+        let edges = st.get("edges").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
         if edges >= o.edges {
             break;
         }
@@ -186,7 +183,7 @@ async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
         (rss.saturating_sub(idle)) as f64 / o.edges as f64,
-        st["edges"]
+        st.get("edges").cloned().unwrap_or_default()
     );
     println!(
         "edge-side registrations seen: {}",
