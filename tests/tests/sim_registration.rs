@@ -189,3 +189,44 @@ fn no_unauthenticated_reply_is_larger_than_its_request() {
         "replies {replies:?} vs hellos {hellos:?}"
     );
 }
+
+#[test]
+fn abuse_limits_are_enforced_and_counted() {
+    let mut cfg = SupernodeConfig::default();
+    cfg.limits.max_edges_per_community = 2;
+    cfg.limits.relay_per_edge = n2n_common::ratelimit::Rate::new(10.0, 10.0);
+    let mut w = World::new(6, cfg);
+    let a = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 1));
+    let b = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 2));
+    let c = w.add_edge(EdgeOptions::new(NatKind::None, 3));
+    w.run_for(Duration::from_secs(5));
+    assert!(
+        !w.edges[c].core.is_registered(),
+        "third edge refused: community full"
+    );
+    assert!(
+        w.edges[c]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::RegistrationRefused { reason } if reason.contains("full")))
+    );
+    // Symmetric pair: relayed; 50 frames at once exceed a burst of 10.
+    for seq in 0..50 {
+        w.send_frame(a, &frame(mac_of(&w, b), mac_of(&w, a), seq, 100));
+    }
+    w.run_for(Duration::from_millis(50));
+    let st = w.sn.as_ref().unwrap().stats();
+    assert!(st.limit_hits.community_full >= 1);
+    assert!(st.limit_hits.relay >= 30, "{:?}", st.limit_hits);
+    assert!(w.edges[b].delivered.len() <= 20);
+    // Handshakes per source: a flood of hellos from one address is cut off.
+    let sn: std::net::SocketAddr = n2n_tests::SN_ADDR.parse().unwrap();
+    let hello = n2n_common::wire::plain::PlainMessage::Hello { nonce: [1; 16] }.emit();
+    let flooder: std::net::SocketAddr = "203.0.113.99:1".parse().unwrap();
+    w.net.add_host(flooder.ip(), None);
+    for _ in 0..200 {
+        w.inject(flooder, sn, hello.clone());
+    }
+    w.run_for(Duration::from_millis(50));
+    assert!(w.sn.as_ref().unwrap().stats().limit_hits.handshakes >= 150);
+}

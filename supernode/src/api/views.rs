@@ -54,6 +54,12 @@ fn status(sn: &Supernode, info: &DaemonInfo, now: Instant) -> Value {
         "datagrams": st.datagrams,
         "store_errors": info.store_errors,
         "drops": drops,
+        "limit_hits": {
+            "handshakes_per_source": st.limit_hits.handshakes,
+            "relay_pps_per_edge": st.limit_hits.relay,
+            "punches_per_edge": st.limit_hits.punches,
+            "max_edges_per_community": st.limit_hits.community_full,
+        },
     })
 }
 

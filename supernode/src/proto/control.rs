@@ -55,6 +55,7 @@ impl Supernode {
             SealedMessage::PunchRequest { peer } => {
                 let rate = self.config.limits.punches_per_edge;
                 if !rec.punch_bucket.take(rate, now) {
+                    self.stats.limit_hits.punches += 1;
                     return Err(DropReason::RateLimited);
                 }
                 self.coordinate_punch(id, peer)?;

@@ -107,6 +107,21 @@ pub struct SupernodeStats {
     pub punches: u64,
     /// Drops by reason.
     pub drops: DropCounters,
+    /// How often each abuse limit was hit.
+    pub limit_hits: LimitHits,
+}
+
+/// Hits per abuse limit (each is also counted as a drop).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimitHits {
+    /// Hello/register over the per-source rate.
+    pub handshakes: u64,
+    /// Relayed packets over the per-edge rate.
+    pub relay: u64,
+    /// Punch requests over the per-edge rate.
+    pub punches: u64,
+    /// Registrations refused because the community was full.
+    pub community_full: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -25,6 +25,7 @@ impl Supernode {
         match PlainMessage::parse(bytes).map_err(|e| e.drop_reason())? {
             PlainMessage::Hello { nonce } => {
                 if !self.handshakes.allow(&from.ip(), now) {
+                    self.stats.limit_hits.handshakes += 1;
                     return Err(DropReason::RateLimited);
                 }
                 let reply = PlainMessage::HelloReply {
@@ -51,6 +52,7 @@ impl Supernode {
                     return Err(DropReason::Auth);
                 }
                 if !self.handshakes.allow(&from.ip(), now) {
+                    self.stats.limit_hits.handshakes += 1;
                     return Err(DropReason::RateLimited);
                 }
                 let aad = bytes.get(..REGISTER_AAD_LEN).ok_or(DropReason::Malformed)?;
@@ -113,6 +115,7 @@ impl Supernode {
             .unwrap_or(self.config.limits.max_edges_per_community);
         if !already_member && c.members.len() >= cap {
             let reason = format!("community {name:?} is full ({cap} edges)");
+            self.stats.limit_hits.community_full += 1;
             return self.refuse(from, &mut session, &name, NakCode::CommunityFull, reason);
         }
         let online = |mac: &n2n_common::types::Mac| {

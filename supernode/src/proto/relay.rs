@@ -29,6 +29,7 @@ impl Supernode {
         }
         let src_rec = self.edges.get_mut(&src).ok_or(DropReason::UnknownSession)?;
         if !src_rec.relay_bucket.take(rate, now) {
+            self.stats.limit_hits.relay += 1;
             return Err(DropReason::RateLimited);
         }
         src_rec.relayed_packets += 1;
