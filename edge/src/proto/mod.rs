@@ -4,6 +4,7 @@
 
 mod config;
 mod data;
+pub mod forward;
 mod paths;
 mod peer;
 mod registration;
@@ -167,6 +168,10 @@ pub struct Edge {
     stats: EdgeStats,
     out: Vec<u8>,
     scratch: Vec<u8>,
+    fwd: std::sync::Arc<forward::Forwarding>,
+    fwd_dirty: bool,
+    fwd_built_at: Option<Instant>,
+    data_counters: std::sync::Arc<forward::DataCounters>,
 }
 
 impl Edge {
@@ -195,6 +200,10 @@ impl Edge {
             stats: EdgeStats::default(),
             out: Vec::with_capacity(2048),
             scratch: Vec::with_capacity(2048),
+            fwd: std::sync::Arc::new(forward::Forwarding::empty(Default::default())),
+            fwd_dirty: true,
+            fwd_built_at: None,
+            data_counters: Default::default(),
         };
         edge.start_hello(now, 0);
         if let Some(every) = edge.config.key_rotation {
@@ -259,9 +268,21 @@ impl Edge {
         &self.peers
     }
 
-    /// Counters.
-    pub fn stats(&self) -> &EdgeStats {
-        &self.stats
+    /// Counters, including the data plane's.
+    pub fn stats(&self) -> EdgeStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut s = self.stats.clone();
+        let d = &self.data_counters;
+        s.tx_frames = d.tx_frames.load(Relaxed);
+        s.tx_relayed = d.tx_relayed.load(Relaxed);
+        s.rx_frames = d.rx_frames.load(Relaxed);
+        d.merge_drops(&mut s.drops);
+        s
+    }
+
+    /// The data plane's counters (workers count into these).
+    pub fn data_counters(&self) -> &std::sync::Arc<forward::DataCounters> {
+        &self.data_counters
     }
 
     /// The configuration in force.
@@ -278,8 +299,14 @@ impl Edge {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let result = match wire::classify(bytes) {
             Ok(Form::Data) => self.handle_data(now, from, bytes),
-            Ok(Form::Plain) => self.handle_plain(now, from, bytes),
-            Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
+            Ok(Form::Plain) => {
+                self.fwd_dirty = true;
+                self.handle_plain(now, from, bytes)
+            }
+            Ok(Form::Sealed) => {
+                self.fwd_dirty = true;
+                self.handle_sealed(now, from, bytes)
+            }
             Err(e) => Err(e.drop_reason()),
         };
         if let Err(reason) = result {
@@ -296,6 +323,7 @@ impl Edge {
 
     /// Handles a command from the shell.
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.fwd_dirty = true;
         match cmd {
             Command::SetCandidates(c) => {
                 self.config.candidates = c;
@@ -313,6 +341,7 @@ impl Edge {
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.fwd_dirty = true;
         for t in self.timers.expired(now) {
             match t {
                 Timer::Hello => self.on_hello_timeout(now),
@@ -410,7 +439,10 @@ impl Edge {
                 .iter()
                 .rposition(|k| k.usable_at + KEY_GRACE <= now)
                 .unwrap_or(0);
-            peer.keys.drain(..superseded);
+            if superseded > 0 {
+                peer.keys.drain(..superseded);
+                self.fwd_dirty = true;
+            }
         }
     }
 }

@@ -5,7 +5,6 @@ use super::{Edge, Event, Path, Peer};
 use n2n_common::crypto::kdf;
 use n2n_common::stats::DropReason;
 use n2n_common::types::{CandidateKind, EdgeId};
-use n2n_common::wire::data::flags;
 use n2n_common::wire::messages::PeerInfo;
 use n2n_common::wire::peer::PeerMessage;
 use n2n_common::wire::sealed::SealedMessage;
@@ -146,13 +145,7 @@ impl Edge {
         if let Some(p) = self.peers.get_mut(&id) {
             p.probes.insert(probe_id, (to, now));
         }
-        let mut body = Vec::with_capacity(32);
-        PeerMessage::Probe {
-            probe_id,
-            sent_to: to,
-        }
-        .emit(&mut body);
-        self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(to));
+        self.send_peer_message(now, id, &PeerMessage::Probe { probe_id, sent_to: to }, to);
     }
 
     /// Periodic work: probe rounds, keepalives, path timeouts, punch retries.
@@ -222,6 +215,7 @@ impl Edge {
         from: SocketAddr,
         msg: PeerMessage,
     ) {
+        self.fwd_dirty = true;
         if Some(from) == self.supernode() {
             // Probes are never relayed; one that claims to be is meaningless.
             self.stats.drops.count(DropReason::Unexpected);
@@ -229,13 +223,7 @@ impl Edge {
         }
         match msg {
             PeerMessage::Probe { probe_id, .. } => {
-                let mut body = Vec::with_capacity(32);
-                PeerMessage::ProbeAck {
-                    probe_id,
-                    seen_from: from,
-                }
-                .emit(&mut body);
-                self.send_sealed_to_peer(now, id, flags::PEER_CONTROL, &body, Some(from));
+                self.send_peer_message(now, id, &PeerMessage::ProbeAck { probe_id, seen_from: from }, from);
                 let Some(p) = self.peers.get_mut(&id) else {
                     return;
                 };

@@ -117,12 +117,8 @@ pub struct Peer {
     pub last_direct_rx: Option<(SocketAddr, Instant)>,
     /// Smoothed round-trip time of the direct path.
     pub rtt: Option<Duration>,
-    /// Frames and bytes sent to it.
-    pub tx: (u64, u64),
-    /// Frames and bytes received from it.
-    pub rx: (u64, u64),
-    /// Frames sent through the relay.
-    pub tx_relayed: u64,
+    /// Traffic counters (shared with the data plane).
+    pub counters: std::sync::Arc<super::forward::PeerCounters>,
     /// Missing from the supernode's last full list (it restarted and has not seen the peer
     /// yet); kept only while its direct path lives.
     pub unlisted: bool,
@@ -148,9 +144,7 @@ impl Peer {
             last_rx: None,
             last_direct_rx: None,
             rtt: None,
-            tx: (0, 0),
-            rx: (0, 0),
-            tx_relayed: 0,
+            counters: Default::default(),
             unlisted: false,
         };
         p.refresh_candidates();

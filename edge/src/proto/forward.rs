@@ -1,0 +1,217 @@
+//! The forwarding snapshot: what the data plane needs to move frames, published by the core
+//! and read by packet workers without locks (they hold an `Arc` of the current snapshot).
+//! The core's own data path runs on the same code, so the simulator tests it too.
+
+use super::peer::PairKey;
+use n2n_common::crypto::pipeline::{OpenError, Pipeline};
+use n2n_common::stats::{DropCounters, DropReason};
+use n2n_common::types::{EdgeId, Mac};
+use n2n_common::wire::data::{DataHeader, DataPacket, flags};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The shortest Ethernet frame forwarded (a header).
+pub const MIN_FRAME: usize = 14;
+
+/// Per-peer traffic counters, shared by the core, the snapshot and the workers.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Frames sent.
+    pub tx_frames: AtomicU64,
+    /// Frame bytes sent.
+    pub tx_bytes: AtomicU64,
+    /// Frames sent through the supernode.
+    pub tx_relayed: AtomicU64,
+    /// Frames received.
+    pub rx_frames: AtomicU64,
+    /// Frame bytes received.
+    pub rx_bytes: AtomicU64,
+}
+
+/// Counters of the whole data plane.
+#[derive(Debug, Default)]
+pub struct DataCounters {
+    /// Frames sent (each flooded copy counts).
+    pub tx_frames: AtomicU64,
+    /// Frames sent through the supernode.
+    pub tx_relayed: AtomicU64,
+    /// Frames received.
+    pub rx_frames: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl DataCounters {
+    /// Counts a drop.
+    pub fn drop(&self, reason: DropReason) {
+        if let Some(i) = DropReason::ALL.iter().position(|r| *r == reason)
+            && let Some(c) = self.drops.get(i)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds the data plane's drops to `into`.
+    pub fn merge_drops(&self, into: &mut DropCounters) {
+        for (r, c) in DropReason::ALL.iter().zip(&self.drops) {
+            for _ in 0..c.load(Ordering::Relaxed) {
+                into.count(*r);
+            }
+        }
+    }
+}
+
+/// What the data plane knows of one peer.
+#[derive(Debug, Clone)]
+pub struct PeerFwd {
+    /// The peer's id.
+    pub id: EdgeId,
+    /// Where its packets go: its direct address, or the supernode.
+    pub dst: SocketAddr,
+    /// True when `dst` is the supernode.
+    pub relayed: bool,
+    /// The key to send with.
+    pub send: Option<Arc<PairKey>>,
+    /// Keys that may open its packets, oldest first.
+    pub keys: Vec<Arc<PairKey>>,
+    /// Its counters.
+    pub counters: Arc<PeerCounters>,
+}
+
+/// A decrypted data packet.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// The sending peer.
+    pub peer: EdgeId,
+    /// Header flags.
+    pub flags: u8,
+    /// The plaintext (frame or peer message).
+    pub plain: &'a [u8],
+}
+
+/// The snapshot.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// Our id (None before registration: nothing is forwarded).
+    pub my_id: Option<EdgeId>,
+    /// The supernode (relay) address.
+    pub supernode: Option<SocketAddr>,
+    /// Compress frames when it helps.
+    pub compress: bool,
+    /// Unicast MACs to the peer that owns or bridges them.
+    pub by_mac: HashMap<Mac, EdgeId>,
+    /// Peers by id (ordered: floods go out in id order).
+    pub peers: BTreeMap<EdgeId, PeerFwd>,
+    /// Data-plane counters.
+    pub counters: Arc<DataCounters>,
+}
+
+impl Forwarding {
+    /// An empty snapshot.
+    pub fn empty(counters: Arc<DataCounters>) -> Self {
+        Self {
+            my_id: None,
+            supernode: None,
+            compress: false,
+            by_mac: HashMap::new(),
+            peers: BTreeMap::new(),
+            counters,
+        }
+    }
+
+    /// Seals `payload` for `peer` into `out` and returns where to send it (`to` overrides the
+    /// peer's path). None if we have no id or no key for the peer yet.
+    pub fn seal(
+        &self,
+        peer: &PeerFwd,
+        extra_flags: u8,
+        payload: &[u8],
+        to: Option<SocketAddr>,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Option<SocketAddr> {
+        let me = self.my_id?;
+        let key = peer.send.as_ref()?;
+        let header = DataHeader { flags: extra_flags | key.phase_flags(), dst: peer.id, src: me, counter: key.next_counter() };
+        let pipeline = Pipeline { compress: self.compress && extra_flags & flags::PEER_CONTROL == 0 };
+        pipeline.seal(&key.key, header, payload, out, scratch);
+        Some(to.unwrap_or(peer.dst))
+    }
+
+    /// Sends one Ethernet frame: to the peer owning its destination MAC, or to every peer for
+    /// broadcast, multicast and unknown unicast. `emit` gets each datagram. Returns the copies.
+    pub fn encapsulate(
+        &self,
+        frame: &[u8],
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        mut emit: impl FnMut(SocketAddr, &[u8]),
+    ) -> Result<usize, DropReason> {
+        let Some(dst) = Mac::dst_of(frame).filter(|_| frame.len() >= MIN_FRAME) else {
+            return Err(DropReason::Malformed);
+        };
+        let unicast = if dst.is_group() { None } else { self.by_mac.get(&dst).and_then(|id| self.peers.get(id)) };
+        let mut sent = 0;
+        let mut one = |peer: &PeerFwd| {
+            if let Some(to) = self.seal(peer, 0, frame, None, out, scratch) {
+                emit(to, out);
+                sent += 1;
+                peer.counters.tx_frames.fetch_add(1, Ordering::Relaxed);
+                peer.counters.tx_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                if peer.relayed {
+                    peer.counters.tx_relayed.fetch_add(1, Ordering::Relaxed);
+                    self.counters.tx_relayed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        match unicast {
+            Some(peer) => one(peer),
+            None => self.peers.values().for_each(&mut one),
+        }
+        if sent == 0 {
+            return Err(DropReason::NoRoute);
+        }
+        self.counters.tx_frames.fetch_add(sent as u64, Ordering::Relaxed);
+        Ok(sent)
+    }
+
+    /// Authenticates and decrypts a data packet in place (replay-checked before, recorded
+    /// after authentication). Frames are counted; peer messages are the caller's.
+    pub fn decapsulate<'a>(&self, packet: &'a mut [u8], scratch: &'a mut Vec<u8>) -> Result<Opened<'a>, DropReason> {
+        let pkt = DataPacket::new_checked(&*packet).map_err(|e| e.drop_reason())?;
+        let hdr = DataHeader::parse(&pkt);
+        if Some(hdr.dst) != self.my_id {
+            return Err(DropReason::Misdirected);
+        }
+        let peer = self.peers.get(&hdr.src).ok_or(DropReason::UnknownSession)?;
+        use n2n_common::wire::data::flags as f;
+        let sender = u32::from(hdr.flags & f::SENDER_PHASE != 0);
+        let receiver = u32::from(hdr.flags & f::RECEIVER_PHASE != 0);
+        let key = peer
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.peer_epoch & 1 == sender && k.my_epoch & 1 == receiver)
+            .ok_or(DropReason::Auth)?;
+        if !key.replay_check(hdr.counter) {
+            return Err(DropReason::Replay);
+        }
+        let plain = Pipeline::open(&key.key, &hdr, packet, scratch).map_err(|e| match e {
+            OpenError::Auth => DropReason::Auth,
+            OpenError::Decompress => DropReason::Malformed,
+        })?;
+        if !key.replay_accept(hdr.counter) {
+            return Err(DropReason::Replay);
+        }
+        if hdr.flags & flags::PEER_CONTROL == 0 {
+            if plain.len() < MIN_FRAME {
+                return Err(DropReason::Malformed);
+            }
+            peer.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
+            peer.counters.rx_bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            self.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Opened { peer: hdr.src, flags: hdr.flags, plain })
+    }
+}
