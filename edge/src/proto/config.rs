@@ -43,6 +43,8 @@ pub struct EdgeConfig {
     pub key_rotation: Option<Duration>,
     /// Learned MAC addresses (hosts bridged behind peers) are forgotten after this long.
     pub mac_ageing: Duration,
+    /// Heartbeat at least this often, even if the supernode asks for less.
+    pub max_heartbeat: Duration,
 }
 
 impl EdgeConfig {
@@ -71,6 +73,7 @@ impl EdgeConfig {
             repunch_after: Duration::from_secs(30),
             key_rotation: Some(Duration::from_secs(600)),
             mac_ageing: Duration::from_secs(300),
+            max_heartbeat: Duration::from_secs(60),
         }
     }
 }

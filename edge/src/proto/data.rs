@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 impl Edge {
     /// The current forwarding snapshot (rebuilt if anything it holds changed).
     pub fn forwarding(&mut self, now: Instant) -> Arc<Forwarding> {
-        if self.fwd_dirty || self.fwd_built_at.is_none_or(|t| t + Duration::from_millis(500) <= now) {
+        if self.fwd_dirty
+            || self
+                .fwd_built_at
+                .is_none_or(|t| t + Duration::from_millis(500) <= now)
+        {
             self.rebuild_forwarding(now);
         }
         self.fwd.clone()
@@ -56,28 +60,53 @@ impl Edge {
         let fwd = self.forwarding(now);
         let transmits = &mut self.transmits;
         fwd.encapsulate(frame, &mut self.out, &mut self.scratch, |dst, d| {
-            transmits.push_back(Transmit { dst, payload: d.to_vec() });
+            transmits.push_back(Transmit {
+                dst,
+                payload: d.to_vec(),
+            });
         })?;
         Ok(())
     }
 
     /// Seals a peer control message for peer `id` and sends it to `to`.
-    pub(super) fn send_peer_message(&mut self, now: Instant, id: EdgeId, msg: &PeerMessage, to: SocketAddr) {
+    pub(super) fn send_peer_message(
+        &mut self,
+        now: Instant,
+        id: EdgeId,
+        msg: &PeerMessage,
+        to: SocketAddr,
+    ) {
         let fwd = self.forwarding(now);
-        let Some(peer) = fwd.peers.get(&id) else { return };
+        let Some(peer) = fwd.peers.get(&id) else {
+            return;
+        };
         let mut body = Vec::with_capacity(32);
         msg.emit(&mut body);
-        if let Some(dst) = fwd.seal(peer, flags::PEER_CONTROL, &body, Some(to), &mut self.out, &mut self.scratch) {
+        if let Some(dst) = fwd.seal(
+            peer,
+            flags::PEER_CONTROL,
+            &body,
+            Some(to),
+            &mut self.out,
+            &mut self.scratch,
+        ) {
             let payload = self.out.clone();
             self.send(dst, payload);
         }
     }
 
-    pub(super) fn handle_data(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), DropReason> {
+    pub(super) fn handle_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let fwd = self.forwarding(now);
         let mut buf = bytes.to_vec();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let opened = fwd.decapsulate(&mut buf, &mut scratch).map(|o| (o.peer, o.flags, o.plain.to_vec()));
+        let opened = fwd
+            .decapsulate(&mut buf, &mut scratch)
+            .map(|o| (o.peer, o.flags, o.plain.to_vec()));
         self.scratch = scratch;
         let (peer, hdr_flags, plain) = match opened {
             Ok(v) => v,
@@ -104,7 +133,9 @@ impl Edge {
     /// A frame straight from a new address moves a direct path there (the peer's NAT rebound).
     pub fn note_data(&mut self, now: Instant, peer: EdgeId, from: SocketAddr, is_frame: bool) {
         let via_sn = Some(from) == self.supernode();
-        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         p.last_rx = Some(now);
         if via_sn {
             return;
@@ -124,19 +155,29 @@ impl Edge {
         if mac.is_group() || !self.peers.contains_key(&peer) {
             return;
         }
-        if self.macs.insert(mac, (peer, now)).is_none_or(|(old, _)| old != peer) {
+        if self
+            .macs
+            .insert(mac, (peer, now))
+            .is_none_or(|(old, _)| old != peer)
+        {
             self.fwd_dirty = true;
         }
     }
 
     /// Asks the supernode for the full peer list (we got data from an id we do not know).
     fn request_sync(&mut self, now: Instant) {
-        if self.last_sync_request.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5)) {
+        if self
+            .last_sync_request
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5))
+        {
             return;
         }
         self.last_sync_request = Some(now);
         if let (super::Phase::Up, Some(me)) = (&self.phase, self.my_id) {
-            self.seal_to_sn(me, &n2n_common::wire::sealed::SealedMessage::PeerSyncRequest);
+            self.seal_to_sn(
+                me,
+                &n2n_common::wire::sealed::SealedMessage::PeerSyncRequest,
+            );
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct DataCounters {
 
 impl DataCounters {
     /// Counts a drop.
-    pub fn drop(&self, reason: DropReason) {
+    pub fn count_drop(&self, reason: DropReason) {
         if let Some(i) = DropReason::ALL.iter().position(|r| *r == reason)
             && let Some(c) = self.drops.get(i)
         {
@@ -133,8 +133,15 @@ impl Forwarding {
     ) -> Option<SocketAddr> {
         let me = self.my_id?;
         let key = peer.send.as_ref()?;
-        let header = DataHeader { flags: extra_flags | key.phase_flags(), dst: peer.id, src: me, counter: key.next_counter() };
-        let pipeline = Pipeline { compress: self.compress && extra_flags & flags::PEER_CONTROL == 0 };
+        let header = DataHeader {
+            flags: extra_flags | key.phase_flags(),
+            dst: peer.id,
+            src: me,
+            counter: key.next_counter(),
+        };
+        let pipeline = Pipeline {
+            compress: self.compress && extra_flags & flags::PEER_CONTROL == 0,
+        };
         pipeline.seal(&key.key, header, payload, out, scratch);
         Some(to.unwrap_or(peer.dst))
     }
@@ -151,14 +158,20 @@ impl Forwarding {
         let Some(dst) = Mac::dst_of(frame).filter(|_| frame.len() >= MIN_FRAME) else {
             return Err(DropReason::Malformed);
         };
-        let unicast = if dst.is_group() { None } else { self.by_mac.get(&dst).and_then(|id| self.peers.get(id)) };
+        let unicast = if dst.is_group() {
+            None
+        } else {
+            self.by_mac.get(&dst).and_then(|id| self.peers.get(id))
+        };
         let mut sent = 0;
         let mut one = |peer: &PeerFwd| {
             if let Some(to) = self.seal(peer, 0, frame, None, out, scratch) {
                 emit(to, out);
                 sent += 1;
                 peer.counters.tx_frames.fetch_add(1, Ordering::Relaxed);
-                peer.counters.tx_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                peer.counters
+                    .tx_bytes
+                    .fetch_add(frame.len() as u64, Ordering::Relaxed);
                 if peer.relayed {
                     peer.counters.tx_relayed.fetch_add(1, Ordering::Relaxed);
                     self.counters.tx_relayed.fetch_add(1, Ordering::Relaxed);
@@ -172,13 +185,19 @@ impl Forwarding {
         if sent == 0 {
             return Err(DropReason::NoRoute);
         }
-        self.counters.tx_frames.fetch_add(sent as u64, Ordering::Relaxed);
+        self.counters
+            .tx_frames
+            .fetch_add(sent as u64, Ordering::Relaxed);
         Ok(sent)
     }
 
     /// Authenticates and decrypts a data packet in place (replay-checked before, recorded
     /// after authentication). Frames are counted; peer messages are the caller's.
-    pub fn decapsulate<'a>(&self, packet: &'a mut [u8], scratch: &'a mut Vec<u8>) -> Result<Opened<'a>, DropReason> {
+    pub fn decapsulate<'a>(
+        &self,
+        packet: &'a mut [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<Opened<'a>, DropReason> {
         let pkt = DataPacket::new_checked(&*packet).map_err(|e| e.drop_reason())?;
         let hdr = DataHeader::parse(&pkt);
         if Some(hdr.dst) != self.my_id {
@@ -209,9 +228,15 @@ impl Forwarding {
                 return Err(DropReason::Malformed);
             }
             peer.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
-            peer.counters.rx_bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            peer.counters
+                .rx_bytes
+                .fetch_add(plain.len() as u64, Ordering::Relaxed);
             self.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(Opened { peer: hdr.src, flags: hdr.flags, plain })
+        Ok(Opened {
+            peer: hdr.src,
+            flags: hdr.flags,
+            plain,
+        })
     }
 }

@@ -145,7 +145,15 @@ impl Edge {
         if let Some(p) = self.peers.get_mut(&id) {
             p.probes.insert(probe_id, (to, now));
         }
-        self.send_peer_message(now, id, &PeerMessage::Probe { probe_id, sent_to: to }, to);
+        self.send_peer_message(
+            now,
+            id,
+            &PeerMessage::Probe {
+                probe_id,
+                sent_to: to,
+            },
+            to,
+        );
     }
 
     /// Periodic work: probe rounds, keepalives, path timeouts, punch retries.
@@ -223,7 +231,15 @@ impl Edge {
         }
         match msg {
             PeerMessage::Probe { probe_id, .. } => {
-                self.send_peer_message(now, id, &PeerMessage::ProbeAck { probe_id, seen_from: from }, from);
+                self.send_peer_message(
+                    now,
+                    id,
+                    &PeerMessage::ProbeAck {
+                        probe_id,
+                        seen_from: from,
+                    },
+                    from,
+                );
                 let Some(p) = self.peers.get_mut(&id) else {
                     return;
                 };

@@ -278,7 +278,8 @@ impl Edge {
                 else {
                     return Err(DropReason::Unexpected);
                 };
-                let heartbeat = Duration::from_secs(u64::from(heartbeat_secs.max(1)));
+                let heartbeat = Duration::from_secs(u64::from(heartbeat_secs.max(1)))
+                    .min(self.config.max_heartbeat);
                 self.sn = Some(SnSession {
                     session: *session,
                     sn_epoch,

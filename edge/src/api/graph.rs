@@ -1,0 +1,238 @@
+//! The peer graph as Graphviz DOT and as SVG rendered here (no Graphviz needed). Everything a
+//! peer controls (its description) is escaped for the output format.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+fn dot_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push_str("\\n"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(|x| x.as_str()).unwrap_or("")
+}
+
+fn peers(v: &Value) -> &[Value] {
+    v.get("peers")
+        .and_then(|p| p.as_array())
+        .map(|a| a.as_slice())
+        .unwrap_or(&[])
+}
+
+fn rtt_label(p: &Value) -> String {
+    p.get("rtt_ms")
+        .and_then(|r| r.as_f64())
+        .map(|r| format!("{r:.2} ms"))
+        .unwrap_or_default()
+}
+
+/// DOT of `/peers.json` data.
+pub fn dot(v: &Value) -> String {
+    let me = v.get("self").cloned().unwrap_or(Value::Null);
+    let mut out = String::new();
+    let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(text(&me, "community")));
+    let _ = writeln!(
+        out,
+        "  graph [layout=neato, overlap=false];\n  node [shape=box, style=rounded];"
+    );
+    let _ = writeln!(
+        out,
+        "  supernode [label=\"supernode\\n{}\", shape=box, style=\"rounded,filled\", fillcolor=pink];",
+        dot_escape(text(&me, "supernode"))
+    );
+    let _ = writeln!(
+        out,
+        "  self [label=\"{}\\n{}\", style=\"rounded,bold\"];",
+        dot_escape(text(&me, "desc")),
+        dot_escape(text(&me, "ip"))
+    );
+    let _ = writeln!(
+        out,
+        "  self -> supernode [style=dashed, color=grey, dir=none];"
+    );
+    for p in peers(v) {
+        let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  p{id} [label=\"{}\\n{}\"];",
+            dot_escape(text(p, "desc")),
+            dot_escape(text(p, "ip"))
+        );
+        let _ = writeln!(
+            out,
+            "  p{id} -> supernode [style=dashed, color=grey, dir=none];"
+        );
+        let rtt = rtt_label(p);
+        match (
+            text(p, "path"),
+            p.get("one_way").and_then(|o| o.as_bool()).unwrap_or(false),
+        ) {
+            ("direct", _) => {
+                let _ = writeln!(
+                    out,
+                    "  self -> p{id} [color=green, penwidth=2, dir=both, label=\"{rtt}\"];"
+                );
+            }
+            (_, true) => {
+                let _ = writeln!(
+                    out,
+                    "  p{id} -> self [color=orange, penwidth=2, label=\"one-way\"];"
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "  self -> p{id} [style=dotted, color=grey, label=\"relayed\"];"
+                );
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// SVG of `/peers.json` data: the supernode on top, this edge in the middle, peers around.
+pub fn svg(v: &Value) -> String {
+    let me = v.get("self").cloned().unwrap_or(Value::Null);
+    let ps = peers(v);
+    let (w, h) = (640.0f64, 480.0f64);
+    let (cx, cy, r) = (w / 2.0, h / 2.0 + 20.0, 170.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(out, "<title>{}</title>", xml_escape(text(&me, "community")));
+    let (sx, sy) = (cx, 36.0);
+    let pos: Vec<(f64, f64)> = (0..ps.len())
+        .map(|i| {
+            let a = std::f64::consts::PI * (0.15 + 0.7 * (i as f64 + 0.5) / ps.len().max(1) as f64);
+            (cx - r * a.cos() * 1.4, cy + r * a.sin() * 0.8 - 60.0)
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "<line x1=\"{cx}\" y1=\"{cy}\" x2=\"{sx}\" y2=\"{sy}\" stroke=\"#999\" stroke-dasharray=\"4 4\" class=\"link sn\"/>"
+    );
+    for (p, (x, y)) in ps.iter().zip(&pos) {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{sx}\" y2=\"{sy}\" stroke=\"#999\" stroke-dasharray=\"4 4\" class=\"link sn\"/>"
+        );
+        let one_way = p.get("one_way").and_then(|o| o.as_bool()).unwrap_or(false);
+        let (color, dash, class) = match (text(p, "path"), one_way) {
+            ("direct", _) => ("#2a2", "", "direct"),
+            (_, true) => ("#e80", "", "one-way"),
+            _ => ("#888", " stroke-dasharray=\"2 6\"", "relayed"),
+        };
+        let _ = writeln!(
+            out,
+            "<line x1=\"{cx}\" y1=\"{cy}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"3\"{dash} class=\"link {class}\"><title>{class} {}</title></line>",
+            xml_escape(&rtt_label(p))
+        );
+    }
+    let node = |out: &mut String, x: f64, y: f64, fill: &str, l1: &str, l2: &str, class: &str| {
+        let _ = writeln!(
+            out,
+            "<g class=\"node {class}\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"140\" height=\"38\" rx=\"8\" fill=\"{fill}\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{}</text></g>",
+            x - 70.0,
+            y - 19.0,
+            y - 3.0,
+            xml_escape(l1),
+            y + 13.0,
+            xml_escape(l2)
+        );
+    };
+    node(
+        &mut out,
+        sx,
+        sy,
+        "#fcd",
+        "supernode",
+        text(&me, "supernode"),
+        "supernode",
+    );
+    node(
+        &mut out,
+        cx,
+        cy,
+        "#def",
+        text(&me, "desc"),
+        text(&me, "ip"),
+        "self",
+    );
+    for (p, (x, y)) in ps.iter().zip(&pos) {
+        let l2 = format!("{} {}", text(p, "ip"), rtt_label(p));
+        node(&mut out, *x, *y, "#fff", text(p, "desc"), &l2, "peer");
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "self": { "desc": "me", "ip": "10.0.0.1", "community": "acme", "supernode": "1.2.3.4:7777" },
+            "peers": [
+                { "id": 2, "desc": "<script>alert(1)</script>\"x\\", "ip": "10.0.0.2", "path": "direct", "one_way": false, "rtt_ms": 0.25 },
+                { "id": 3, "desc": "b", "ip": "10.0.0.3", "path": "relayed", "one_way": true },
+                { "id": 4, "desc": "c", "ip": "10.0.0.4", "path": "relayed", "one_way": false }
+            ]
+        })
+    }
+
+    #[test]
+    fn dot_escapes_hostile_names_and_styles_paths() {
+        let d = dot(&sample());
+        assert!(!d.contains("<script>"));
+        assert!(d.contains("&lt;script&gt;alert(1)&lt;/script&gt;\\\"x\\\\"));
+        assert!(d.contains("self -> p2 [color=green"));
+        assert!(d.contains("p3 -> self [color=orange"));
+        assert!(d.contains("self -> p4 [style=dotted"));
+        assert_eq!(d.matches('{').count(), d.matches('}').count());
+    }
+
+    #[test]
+    fn svg_escapes_hostile_names_and_has_one_node_and_link_per_peer() {
+        let s = svg(&sample());
+        assert!(!s.contains("<script>"));
+        assert!(s.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;x\\"));
+        assert_eq!(s.matches("class=\"node peer\"").count(), 3);
+        assert_eq!(s.matches("class=\"link direct\"").count(), 1);
+        assert_eq!(s.matches("class=\"link one-way\"").count(), 1);
+        assert_eq!(s.matches("class=\"link relayed\"").count(), 1);
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The edge's local HTTP API (axum). Handlers ask the control task, which owns the core, so
+//! every answer is a consistent snapshot and no supernode round trip is needed.
+
+mod graph;
+mod views;
+
+pub use graph::{dot, svg};
+pub use views::{DaemonInfo, answer, peers_json};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What a handler asks the control task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// Status and counters.
+    Status,
+    /// This edge and its peers.
+    Peers,
+    /// Addresses known in the community.
+    Leases,
+    /// Graphviz DOT of the peer graph.
+    Dot,
+    /// SVG of the peer graph.
+    Svg,
+    /// Prometheus metrics.
+    Metrics,
+}
+
+/// The control task's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// JSON with a status code.
+    Json(StatusCode, serde_json::Value),
+    /// Text with a content type.
+    Text(&'static str, String),
+}
+
+/// A query with its reply channel.
+pub type ApiRequest = (Query, oneshot::Sender<Answer>);
+
+type Tx = State<mpsc::Sender<ApiRequest>>;
+
+/// Builds the router.
+pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+    Router::new()
+        .route("/status", get(|s: Tx| ask(s, Query::Status)))
+        .route("/peers.json", get(|s: Tx| ask(s, Query::Peers)))
+        .route("/leases.json", get(|s: Tx| ask(s, Query::Leases)))
+        .route("/peers.dot", get(|s: Tx| ask(s, Query::Dot)))
+        .route("/peers.svg", get(|s: Tx| ask(s, Query::Svg)))
+        .route("/metrics", get(|s: Tx| ask(s, Query::Metrics)))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({ "error": "no such endpoint" })),
+            )
+        })
+        .with_state(tx)
+}
+
+async fn ask(State(tx): Tx, q: Query) -> Response {
+    let (reply, rx) = oneshot::channel();
+    let unavailable = |msg: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response()
+    };
+    if tx.send((q, reply)).await.is_err() {
+        return unavailable("edge is shutting down");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(Answer::Json(code, v))) => (code, axum::Json(v)).into_response(),
+        Ok(Ok(Answer::Text(ct, body))) => ([(header::CONTENT_TYPE, ct)], body).into_response(),
+        _ => unavailable("edge did not answer in time"),
+    }
+}

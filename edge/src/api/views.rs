@@ -1,0 +1,224 @@
+//! JSON and metrics views of the edge core.
+
+use super::{Answer, Query};
+use crate::proto::{Edge, Path};
+use axum::http::StatusCode;
+use n2n_common::crypto::identity::Fingerprint;
+use n2n_common::stats::DropReason;
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Facts about the daemon the core does not know.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    /// Community name.
+    pub community: String,
+    /// TAP device name.
+    pub tap: String,
+    /// Local UDP address.
+    pub local: SocketAddr,
+    /// Start time.
+    pub started: Instant,
+    /// The supernode's verified identity.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A peer counts as reaching us directly ("one-way") if a direct packet came this recently.
+const ONE_WAY_WINDOW: Duration = Duration::from_secs(10);
+
+/// Answers one query.
+pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer {
+    match q {
+        Query::Status => Answer::Json(StatusCode::OK, status(edge, info, now)),
+        Query::Peers => Answer::Json(StatusCode::OK, peers_json(edge, info, now)),
+        Query::Leases => Answer::Json(StatusCode::OK, leases(edge)),
+        Query::Dot => Answer::Text(
+            "text/vnd.graphviz; charset=utf-8",
+            super::dot(&peers_json(edge, info, now)),
+        ),
+        Query::Svg => Answer::Text(
+            "image/svg+xml; charset=utf-8",
+            super::svg(&peers_json(edge, info, now)),
+        ),
+        Query::Metrics => Answer::Text("text/plain; version=0.0.4; charset=utf-8", metrics(edge)),
+    }
+}
+
+fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
+    let st = edge.stats();
+    let drops: serde_json::Map<String, Value> = st
+        .drops
+        .iter()
+        .map(|(r, n)| (r.label().to_string(), json!(n)))
+        .collect();
+    let direct = edge.peers().values().filter(|p| p.is_direct()).count();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "community": info.community,
+        "tap": info.tap,
+        "local": info.local.to_string(),
+        "registered": edge.is_registered(),
+        "edge_id": edge.edge_id(),
+        "ip": edge.address().map(|(ip, _)| ip.to_string()),
+        "prefix": edge.address().map(|(_, p)| p),
+        "mac": edge.config().mac.to_string(),
+        "supernode": edge.supernode().map(|a| a.to_string()),
+        "supernode_fingerprint": info.fingerprint.map(|f| f.to_string()),
+        "observed": edge.observed().map(|a| a.to_string()),
+        "uptime_secs": now.saturating_duration_since(info.started).as_secs(),
+        "peers": edge.peers().len(),
+        "direct_peers": direct,
+        "tx_frames": st.tx_frames,
+        "tx_relayed": st.tx_relayed,
+        "rx_frames": st.rx_frames,
+        "registrations": st.registrations,
+        "drops": drops,
+    })
+}
+
+/// This edge and its peers, the data of `/peers.json` and of the graph views.
+pub fn peers_json(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
+    let peers: Vec<Value> = edge
+        .peers()
+        .values()
+        .map(|p| {
+            let (path, endpoint, candidate) = match p.path {
+                Path::Direct { addr, kind } => {
+                    ("direct", Some(addr.to_string()), Some(kind.name()))
+                }
+                Path::Relayed => ("relayed", edge.supernode().map(|a| a.to_string()), None),
+            };
+            let one_way = !p.is_direct()
+                && p.last_direct_rx
+                    .is_some_and(|(_, t)| now.saturating_duration_since(t) < ONE_WAY_WINDOW);
+            let c = &p.counters;
+            json!({
+                "id": p.info.id,
+                "mac": p.info.mac.to_string(),
+                "ip": p.info.ip.to_string(),
+                "desc": p.info.desc,
+                "path": path,
+                "one_way": one_way,
+                "endpoint": endpoint,
+                "candidate": candidate,
+                "rtt_ms": p.rtt.map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
+                "last_seen_secs": p.last_rx.map(|t| now.saturating_duration_since(t).as_secs()),
+                "tx_frames": c.tx_frames.load(Relaxed),
+                "tx_bytes": c.tx_bytes.load(Relaxed),
+                "tx_relayed": c.tx_relayed.load(Relaxed),
+                "rx_frames": c.rx_frames.load(Relaxed),
+                "rx_bytes": c.rx_bytes.load(Relaxed),
+                "key_epoch": p.info.key.epoch,
+            })
+        })
+        .collect();
+    json!({
+        "self": {
+            "id": edge.edge_id(),
+            "mac": edge.config().mac.to_string(),
+            "ip": edge.address().map(|(ip, _)| ip.to_string()),
+            "desc": edge.config().desc,
+            "community": info.community,
+            "registered": edge.is_registered(),
+            "supernode": edge.supernode().map(|a| a.to_string()),
+        },
+        "peers": peers,
+    })
+}
+
+fn leases(edge: &Edge) -> Value {
+    let mut list = vec![json!({
+        "id": edge.edge_id(),
+        "mac": edge.config().mac.to_string(),
+        "ip": edge.address().map(|(ip, _)| ip.to_string()),
+        "desc": edge.config().desc,
+        "self": true,
+    })];
+    list.extend(edge.peers().values().map(|p| {
+        json!({ "id": p.info.id, "mac": p.info.mac.to_string(), "ip": p.info.ip.to_string(), "desc": p.info.desc, "self": false })
+    }));
+    Value::Array(list)
+}
+
+fn metrics(edge: &Edge) -> String {
+    let st = edge.stats();
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "n2n_edge_registered",
+        "gauge",
+        "1 while registered with a supernode.",
+        u64::from(edge.is_registered()),
+    );
+    metric(
+        "n2n_edge_peers",
+        "gauge",
+        "Known peers.",
+        edge.peers().len() as u64,
+    );
+    metric(
+        "n2n_edge_direct_peers",
+        "gauge",
+        "Peers with a direct path.",
+        edge.peers().values().filter(|p| p.is_direct()).count() as u64,
+    );
+    metric(
+        "n2n_edge_tx_frames_total",
+        "counter",
+        "Frames sent to peers.",
+        st.tx_frames,
+    );
+    metric(
+        "n2n_edge_tx_relayed_total",
+        "counter",
+        "Frames sent through the supernode.",
+        st.tx_relayed,
+    );
+    metric(
+        "n2n_edge_rx_frames_total",
+        "counter",
+        "Frames received from peers.",
+        st.rx_frames,
+    );
+    metric(
+        "n2n_edge_registrations_total",
+        "counter",
+        "Registrations.",
+        st.registrations,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP n2n_edge_drops_total Packets dropped, by reason.\n# TYPE n2n_edge_drops_total counter"
+    );
+    for r in DropReason::ALL {
+        let _ = writeln!(
+            out,
+            "n2n_edge_drops_total{{reason=\"{}\"}} {}",
+            r.label(),
+            st.drops.get(r)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP n2n_edge_peer_rtt_seconds Round-trip time of direct paths.\n# TYPE n2n_edge_peer_rtt_seconds gauge"
+    );
+    for p in edge.peers().values() {
+        if let Some(rtt) = p.rtt {
+            let _ = writeln!(
+                out,
+                "n2n_edge_peer_rtt_seconds{{peer=\"{}\"}} {}",
+                p.info.id,
+                rtt.as_secs_f64()
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,293 @@
+//! The edge daemon's settings: embedded defaults < YAML file < `N2N_*` environment <
+//! command-line flags (single- or double-dash). Unknown keys and bad values fail at start.
+
+use clap::Parser;
+use n2n_common::config::{self as cfg};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the edge can be configured with (`config/edge.yaml` documents each key).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Name shown to peers (default: the host name).
+    pub edge_id: String,
+    /// Community to join.
+    pub community: String,
+    /// Supernode addresses (host:port), tried in order.
+    pub supernode: Vec<String>,
+    /// Local UDP port (0: any).
+    pub local_port: u16,
+    /// TAP device name.
+    pub tap_name: String,
+    /// TAP MTU.
+    pub mtu: u16,
+    /// Heartbeat period upper bound (the supernode may ask for shorter).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// UDP socket buffer size, bytes.
+    pub udp_buffer_size: usize,
+    /// Local HTTP API address; empty disables it.
+    pub api_listen: String,
+    /// Community passphrase: encrypts and authenticates data, proves membership.
+    pub passphrase: String,
+    /// Compress frames with zstd when smaller.
+    pub compress: bool,
+    /// Ask the supernode for this virtual IP.
+    pub static_ip: Option<Ipv4Addr>,
+    /// Refuse supernodes whose identity fingerprint differs (SHA256:...).
+    pub supernode_fingerprint: Option<String>,
+    /// Where the machine id lives.
+    pub state_dir: PathBuf,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            edge_id: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "edge".into()),
+            community: String::new(),
+            supernode: Vec::new(),
+            local_port: 0,
+            tap_name: "n2n0".into(),
+            mtu: n2n_common::wire::data::DEFAULT_MTU as u16,
+            heartbeat: Duration::from_secs(10),
+            udp_buffer_size: 4 << 20,
+            api_listen: "127.0.0.1:7778".into(),
+            passphrase: String::new(),
+            compress: false,
+            static_ip: None,
+            supernode_fingerprint: None,
+            state_dir: default_state_dir(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// The platform's state directory for the edge.
+pub fn default_state_dir() -> PathBuf {
+    if cfg::is_root() {
+        return PathBuf::from("/var/lib/n2n-rs");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("n2n-rs")
+}
+
+const KEYS: &[&str] = &[
+    "edge_id",
+    "community",
+    "local_port",
+    "tap_name",
+    "mtu",
+    "heartbeat",
+    "udp_buffer_size",
+    "api_listen",
+    "passphrase",
+    "compress",
+    "static_ip",
+    "supernode_fingerprint",
+    "state_dir",
+    "log_level",
+];
+
+/// Command-line flags; each overrides the same-named key. n2n-go's names work as aliases.
+#[derive(Parser, Debug, Default, Serialize)]
+#[command(
+    name = "edge",
+    version,
+    about = "n2n-rs edge: join a community, carry Ethernet frames to its members"
+)]
+pub struct Flags {
+    /// YAML configuration file (default: edge.yaml if present).
+    #[arg(long, global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Name shown to peers.
+    #[arg(long, alias = "id")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_id: Option<String>,
+    /// Community to join.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub community: Option<String>,
+    /// Supernode host:port (repeat or comma-separate for several).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supernode: Vec<String>,
+    /// Local UDP port.
+    #[arg(long, alias = "port")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    /// TAP device name.
+    #[arg(long, alias = "tap")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap_name: Option<String>,
+    /// TAP MTU.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// Heartbeat period, e.g. 10s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// UDP buffer size in bytes.
+    #[arg(long, alias = "udpbuffersize")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_buffer_size: Option<usize>,
+    /// Local API address ("" disables it).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_listen: Option<String>,
+    /// Community passphrase (prefer N2N_PASSPHRASE or the config file: flags show in `ps`).
+    #[arg(long, alias = "encryption-passphrase")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+    /// Compress frames when it helps.
+    #[arg(long, alias = "compress-payload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// Ask for this virtual IP.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_ip: Option<Ipv4Addr>,
+    /// Pin the supernode identity (SHA256:...).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supernode_fingerprint: Option<String>,
+    /// State directory (machine id).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// Log level.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Subcommand (none: run the edge).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+}
+
+/// Management subcommands (they talk to a running edge's local API).
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Run the edge (the default).
+    Up,
+    /// Show the running edge's status.
+    Status {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running edge's peers as a table.
+    Peers {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A validated configuration, ready to run.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The settings.
+    pub settings: Settings,
+    /// Supernode socket addresses.
+    pub supernodes: Vec<SocketAddr>,
+    /// Pinned fingerprint.
+    pub pinned: Option<n2n_common::crypto::identity::Fingerprint>,
+    /// API address, if enabled.
+    pub api: Option<SocketAddr>,
+}
+
+impl Settings {
+    /// Loads the layered settings for `flags` (no validation).
+    pub fn load(flags: &Flags) -> Result<Self, String> {
+        let (file, required) = match &flags.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("edge.yaml"), false),
+        };
+        let fig = cfg::layered(
+            &Settings::default(),
+            Some(Path::new(&file)),
+            required,
+            KEYS,
+            flags,
+        )?;
+        let fig = match std::env::var("N2N_SUPERNODE") {
+            Ok(v) if flags.supernode.is_empty() => {
+                fig.merge(figment::providers::Serialized::global(
+                    "supernode",
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            _ => fig,
+        };
+        fig.extract().map_err(cfg::explain)
+    }
+
+    /// Checks and resolves the settings needed to run.
+    pub fn resolve(self) -> Result<Resolved, String> {
+        if self.community.is_empty() {
+            return Err("community: required (-community NAME)".into());
+        }
+        if self.community.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
+            return Err("community: at most 64 bytes".into());
+        }
+        if self.supernode.is_empty() {
+            return Err("supernode: required (-supernode host:7777)".into());
+        }
+        if !(576..=9000).contains(&self.mtu) {
+            return Err(format!("mtu: {} out of range (576..=9000)", self.mtu));
+        }
+        if self.heartbeat < Duration::from_secs(1) {
+            return Err("heartbeat: at least 1s".into());
+        }
+        let mut supernodes = Vec::new();
+        for s in &self.supernode {
+            let addrs: Vec<SocketAddr> = s
+                .to_socket_addrs()
+                .map_err(|e| format!("supernode: cannot resolve {s:?}: {e}"))?
+                .collect();
+            let first = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied();
+            supernodes.push(first.ok_or_else(|| format!("supernode: {s:?} has no address"))?);
+        }
+        let pinned = match &self.supernode_fingerprint {
+            Some(f) => Some(
+                f.parse()
+                    .map_err(|e| format!("supernode_fingerprint: {e}"))?,
+            ),
+            None => None,
+        };
+        let api = if self.api_listen.is_empty() {
+            None
+        } else {
+            Some(
+                self.api_listen
+                    .parse::<cfg::ListenAddr>()
+                    .map_err(|e| format!("api_listen: {e}"))?
+                    .0,
+            )
+        };
+        Ok(Resolved {
+            settings: self,
+            supernodes,
+            pinned,
+            api,
+        })
+    }
+}

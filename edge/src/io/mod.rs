@@ -1,0 +1,225 @@
+//! The edge daemon: the TAP device, the UDP socket, packet workers on the forwarding snapshot,
+//! and one control task that owns the core and serves the local API.
+
+pub mod machine;
+pub mod tap;
+pub mod workers;
+
+use crate::api::{self, ApiRequest, DaemonInfo};
+use crate::config::Resolved;
+use crate::proto::{Command, Edge, EdgeConfig, Event};
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use n2n_common::crypto::kdf::{self, CommunityKeys, KdfParams};
+use n2n_common::rng::CoreRng;
+use n2n_common::types::{Candidate, CandidateKind};
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use workers::{Shared, ToControl};
+
+fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if let Err(e) = s
+        .set_recv_buffer_size(buffer)
+        .and_then(|_| s.set_send_buffer_size(buffer))
+    {
+        tracing::warn!(error = %e, "could not set UDP buffer sizes");
+    }
+    let addr: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, port).into();
+    s.bind(&addr.into())
+        .with_context(|| format!("cannot bind UDP port {port}"))?;
+    // The receive worker wakes up twice a second to notice shutdown.
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    Ok(s.into())
+}
+
+/// The addresses of this host's interfaces that peers on the same LAN could reach (the
+/// source address towards the supernode, found without sending anything).
+fn lan_candidates(sock: &UdpSocket, supernode: SocketAddr) -> Vec<Candidate> {
+    let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+    let probe = UdpSocket::bind("0.0.0.0:0")
+        .and_then(|p| p.connect(supernode).and_then(|_| p.local_addr()));
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() && !a.ip().is_loopback() => {
+            vec![Candidate {
+                kind: CandidateKind::Lan,
+                addr: SocketAddr::new(a.ip(), port),
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Runs the edge until `shutdown` resolves; says goodbye to the supernode on the way out.
+pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let s = &r.settings;
+    let machine_id = machine::load_or_create(&s.state_dir).with_context(|| {
+        format!(
+            "cannot read or create the machine id in {}",
+            s.state_dir.display()
+        )
+    })?;
+    let mac = kdf::edge_mac(&machine_id, &s.community);
+    let (community, pass) = (s.community.clone(), s.passphrase.clone());
+    // Argon2id takes a moment and a few MiB: off the async threads.
+    let keys = tokio::task::spawn_blocking(move || {
+        CommunityKeys::derive(
+            &community,
+            Some(pass.as_str()).filter(|p| !p.is_empty()),
+            KdfParams::default(),
+        )
+    })
+    .await?;
+    if !keys.has_secret {
+        tracing::warn!(community = %s.community, "no passphrase: traffic is encrypted, but anyone who knows the community name can join and read it");
+    }
+    let tap = tap::create(&s.tap_name, mac.0, s.mtu)?;
+    let sock = bind_udp(s.local_port, s.udp_buffer_size)?;
+    let local = sock.local_addr()?;
+    let first_sn = *r.supernodes.first().context("no supernode")?;
+    let mut cfg = EdgeConfig::new(&s.community, keys, mac, r.supernodes.clone());
+    cfg.desc = s.edge_id.clone();
+    cfg.pinned = r.pinned;
+    cfg.requested_ip = s.static_ip;
+    cfg.compress = s.compress;
+    cfg.max_heartbeat = s.heartbeat;
+    cfg.candidates = lan_candidates(&sock, first_sn);
+    let seed = machine::random_seed()?;
+    let started = Instant::now();
+    let mut core = Edge::new(cfg, CoreRng::from_seed(seed), started);
+    tracing::info!(tap = %s.tap_name, %mac, udp = %local, community = %s.community, supernode = %first_sn, "edge started");
+
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from(core.forwarding(started)),
+        stop: Default::default(),
+    });
+    let (to_control, mut from_workers) = mpsc::channel::<ToControl>(8192);
+    {
+        let (t, so, sh) = (tap.clone(), sock.try_clone()?, shared.clone());
+        std::thread::Builder::new()
+            .name("tap-to-udp".into())
+            .spawn(move || workers::tap_to_udp(t, so, sh))?;
+        let (t, so, sh) = (tap.clone(), sock.try_clone()?, shared.clone());
+        std::thread::Builder::new()
+            .name("udp-to-tap".into())
+            .spawn(move || workers::udp_to_tap(t, so, sh, to_control))?;
+    }
+
+    let mut info = DaemonInfo {
+        community: s.community.clone(),
+        tap: s.tap_name.clone(),
+        local,
+        started,
+        fingerprint: None,
+    };
+    let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(64);
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = match r.api {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the API on {addr}"))?;
+            tracing::info!(api = %listener.local_addr()?, "local API listening (peer graph at /peers)");
+            let app = api::router(api_tx);
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = api_stopped.await;
+                    })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+
+    let mut published = shared.snapshot.load_full();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = core
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(msg) = from_workers.recv() => {
+                let now = Instant::now();
+                match msg {
+                    ToControl::Datagram(from, bytes) => core.handle_datagram(now, from, &bytes),
+                    ToControl::Seen { peer, from } => core.note_data(now, peer, from, true),
+                    ToControl::Learn { mac, peer } => core.learn_mac(now, mac, peer),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
+            Some((q, reply)) = api_rx.recv() => {
+                let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
+            }
+        }
+        drain(&mut core, &tap, &sock, &mut info);
+        let now = Instant::now();
+        let snap = core.forwarding(now);
+        if !Arc::ptr_eq(&snap, &published) {
+            shared.snapshot.store(snap.clone());
+            published = snap;
+        }
+    }
+    tracing::info!("shutting down: leaving the community");
+    core.handle_command(Instant::now(), Command::Shutdown);
+    drain(&mut core, &tap, &sock, &mut info);
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = stop_api.send(());
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn drain(core: &mut Edge, tap: &tun_rs::SyncDevice, sock: &UdpSocket, info: &mut DaemonInfo) {
+    while let Some(ev) = core.poll_event() {
+        match &ev {
+            Event::Registered {
+                edge_id,
+                ip,
+                prefix,
+                supernode,
+            } => {
+                tracing::info!(edge_id, %ip, prefix, %supernode, "registered");
+                if let Err(e) = tap::set_address(tap, *ip, *prefix) {
+                    tracing::error!("{e:#}");
+                }
+            }
+            Event::RegistrationRefused { reason } => {
+                tracing::error!(%reason, "the supernode refused us; retrying in 30 s")
+            }
+            Event::SupernodeIdentity { fingerprint } => {
+                if info.fingerprint != Some(*fingerprint) {
+                    tracing::info!(%fingerprint, "supernode identity verified");
+                }
+                info.fingerprint = Some(*fingerprint);
+            }
+            Event::SupernodeRejected { reason } => tracing::error!(%reason, "supernode rejected"),
+            Event::SupernodeLost => tracing::warn!(
+                "supernode stopped answering; direct paths keep working, re-registering"
+            ),
+            Event::PeerAdded { id } => tracing::info!(peer = id, "peer joined"),
+            Event::PeerRemoved { id } => tracing::info!(peer = id, "peer left"),
+            Event::PathChanged { id, path } => tracing::info!(peer = id, ?path, "path changed"),
+        }
+    }
+    while let Some(f) = core.poll_frame() {
+        let _ = tap.send(&f);
+    }
+    while let Some(t) = core.poll_transmit() {
+        if let Err(e) = sock.send_to(&t.payload, t.dst) {
+            tracing::debug!(error = %e, dst = %t.dst, "send");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `edge`: the daemon binary and its management commands.
+
+use clap::Parser;
+use n2n_common::config::go_style_args;
+use n2n_edge::config::{Command, Flags, Settings};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse_from(go_style_args(std::env::args()));
+    let settings = match Settings::load(&flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edge: configuration error:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match flags.command {
+        Some(Command::Status { json }) => {
+            return manage(
+                &settings,
+                "/status",
+                if json { print_json } else { print_status },
+            );
+        }
+        Some(Command::Peers { json }) => {
+            return manage(
+                &settings,
+                "/peers.json",
+                if json { print_json } else { print_peers },
+            );
+        }
+        Some(Command::Up) | None => {}
+    }
+    let resolved = match settings.resolve() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edge: configuration error:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&resolved.settings.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("edge: configuration error:\nlog_level: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(n2n_edge::io::run(resolved, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
+        format!("no edge answers on {addr} ({e}); is it running, and is api_listen the same?")
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).map_err(|e| format!("bad answer from {addr}: {e}"))
+}
+
+fn manage(settings: &Settings, path: &str, print: fn(&serde_json::Value)) -> ExitCode {
+    let addr = match settings
+        .api_listen
+        .parse::<n2n_common::config::ListenAddr>()
+    {
+        Ok(a) => {
+            let mut a = a.0;
+            if a.ip().is_unspecified() {
+                a.set_ip([127, 0, 0, 1].into());
+            }
+            a
+        }
+        Err(e) => {
+            eprintln!("edge: api_listen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match get(addr, path) {
+        Ok(v) => {
+            print(&v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn s(v: &serde_json::Value, k: &str) -> String {
+    match v.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+fn print_status(v: &serde_json::Value) {
+    for k in [
+        "community",
+        "registered",
+        "ip",
+        "prefix",
+        "mac",
+        "edge_id",
+        "supernode",
+        "supernode_fingerprint",
+        "observed",
+        "tap",
+        "local",
+        "peers",
+        "direct_peers",
+        "tx_frames",
+        "tx_relayed",
+        "rx_frames",
+        "uptime_secs",
+    ] {
+        println!("{k:<22} {}", s(v, k));
+    }
+}
+
+fn print_peers(v: &serde_json::Value) {
+    println!(
+        "{:<6} {:<16} {:<18} {:<20} {:<9} {:<22} {:>9} {:>10}",
+        "ID", "IP", "MAC", "NAME", "PATH", "ENDPOINT", "RTT ms", "LAST SEEN"
+    );
+    for p in v
+        .get("peers")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let mut path = s(p, "path");
+        if p.get("one_way").and_then(|o| o.as_bool()).unwrap_or(false) {
+            path.push_str("/1way");
+        }
+        let name: String = s(p, "desc")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(20)
+            .collect();
+        println!(
+            "{:<6} {:<16} {:<18} {:<20} {:<9} {:<22} {:>9} {:>9}s",
+            s(p, "id"),
+            s(p, "ip"),
+            s(p, "mac"),
+            name,
+            path,
+            s(p, "endpoint"),
+            s(p, "rtt_ms"),
+            s(p, "last_seen_secs")
+        );
+    }
+}

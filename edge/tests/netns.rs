@@ -1,0 +1,352 @@
+//! The real `supernode` and `edge` binaries in network namespaces this test creates, with
+//! real TAP devices: addresses from the lease, ping, a checked TCP transfer, IPv6 link-local,
+//! ARP, the local API, and the TAP device removed at exit. Needs root (CI runs as root).
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Namespaces and processes of one test; everything is removed on drop, pass or fail.
+struct Lab {
+    prefix: String,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn sh(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = sh(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+impl Lab {
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// sw (bridge) + sn, a, b on 192.0.2.0/24 (TEST-NET-1), nothing routed anywhere else.
+    fn new() -> Self {
+        let prefix = format!("n2nt{}-", std::process::id() % 100000);
+        let lab = Lab {
+            prefix,
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let sw = lab.ns("sw");
+        ok(&["ip", "netns", "add", &sw]);
+        ok(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        ok(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        for (i, host) in ["sn", "a", "b"].iter().enumerate() {
+            let ns = lab.ns(host);
+            ok(&["ip", "netns", "add", &ns]);
+            ok(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            let port = format!("p{i}");
+            ok(&[
+                "ip", "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            ok(&["ip", "-n", &sw, "link", "set", &port, "master", "br0", "up"]);
+            ok(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("192.0.2.{}/24", [1, 11, 12][i]),
+                "dev",
+                "eth0",
+            ]);
+            ok(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        lab
+    }
+
+    fn spawn(&mut self, ns: &str, bin: &PathBuf, args: &[&str], log: &str) {
+        let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns)])
+            .arg(bin)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let name = self.ns(ns);
+        let mut v = vec!["ip", "netns", "exec", name.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for h in ["a", "b", "sn", "sw"] {
+            let _ = sh(&["ip", "netns", "del", &self.ns(h)]);
+        }
+    }
+}
+
+fn supernode_bin() -> PathBuf {
+    let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
+    let sn = edge.with_file_name("supernode");
+    if !sn.exists() {
+        let release = edge.parent().unwrap().ends_with("release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "n2n-supernode", "--bin", "supernode"]);
+        if release {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building the supernode failed"
+        );
+    }
+    sn
+}
+
+fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + max;
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn api(lab: &Lab, ns: &str, what: &str) -> serde_json::Value {
+    let o = lab.exec(ns, &[env!("CARGO_BIN_EXE_edge"), what, "--json"]);
+    assert!(
+        o.status.success(),
+        "edge {what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
+    assert!(
+        n2n_common::config::is_root(),
+        "this test needs root (network namespaces and TAP devices); CI runs as root"
+    );
+    let mut lab = Lab::new();
+    let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
+    let sn_dir = lab.dir.path().join("sn");
+    let sn_args = [
+        "-listen",
+        ":7777",
+        "-state-dir",
+        sn_dir.to_str().unwrap(),
+        "-api-listen",
+        "",
+    ];
+    lab.spawn("sn", &supernode_bin(), &sn_args, "sn.log");
+    for (ns, name) in [("a", "alpha"), ("b", "bravo")] {
+        let state = lab.dir.path().join(ns);
+        let args = [
+            "-community",
+            "acme",
+            "-supernode",
+            "192.0.2.1:7777",
+            "-passphrase",
+            "test-secret",
+            "-edge-id",
+            name,
+            "-state-dir",
+            state.to_str().unwrap(),
+            "-tap",
+            "n2n0",
+        ];
+        lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
+    }
+    wait_for(
+        "both edges registered with a direct path",
+        Duration::from_secs(40),
+        || {
+            ["a", "b"].iter().all(|ns| {
+                let o = lab.exec(ns, &[edge.to_str().unwrap(), "peers", "--json"]);
+                o.status.success()
+                    && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                        .map(|v| {
+                            v["peers"]
+                                .as_array()
+                                .is_some_and(|p| p.len() == 1 && p[0]["path"] == "direct")
+                        })
+                        .unwrap_or(false)
+            })
+        },
+    );
+    let (sa, sb) = (api(&lab, "a", "status"), api(&lab, "b", "status"));
+    assert_eq!(sa["registered"], true);
+    let (ip_a, ip_b) = (
+        sa["ip"].as_str().unwrap().to_string(),
+        sb["ip"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(ip_a, ip_b);
+    assert_eq!(sa["prefix"], 24);
+    // The TAP device carries the leased address and the edge's MAC.
+    let link = ok(&[
+        "ip",
+        "-n",
+        &lab.ns("a"),
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        "n2n0",
+    ]);
+    assert!(link.contains(&format!("{ip_a}/24")), "{link}");
+    let mac_a = sa["mac"].as_str().unwrap();
+    assert!(ok(&["ip", "-n", &lab.ns("a"), "link", "show", "n2n0"]).contains(mac_a));
+
+    // The API, field by field.
+    let pa = api(&lab, "a", "peers");
+    let peer = &pa["peers"][0];
+    assert_eq!(peer["ip"], ip_b);
+    assert_eq!(peer["mac"], sb["mac"]);
+    assert_eq!(peer["desc"], "bravo");
+    assert_eq!(peer["path"], "direct");
+    assert_eq!(
+        peer["endpoint"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap(),
+        "192.0.2.12"
+    );
+    assert_eq!(pa["self"]["desc"], "alpha");
+    assert_eq!(pa["self"]["community"], "acme");
+
+    // IPv4 ping, and ARP resolved the peer's TAP MAC.
+    let ping = lab.exec("a", &["ping", "-c", "3", "-i", "0.2", "-W", "2", &ip_b]);
+    assert!(
+        ping.status.success(),
+        "ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let neigh = ok(&["ip", "-n", &lab.ns("a"), "neigh", "show", "dev", "n2n0"]);
+    assert!(
+        neigh.contains(&ip_b) && neigh.contains(sb["mac"].as_str().unwrap()),
+        "ARP: {neigh}"
+    );
+
+    // IPv6 link-local across the overlay (multicast neighbour discovery included).
+    let mut ll_b = String::new();
+    wait_for(
+        "b's IPv6 link-local address",
+        Duration::from_secs(10),
+        || {
+            let out = ok(&[
+                "ip",
+                "-n",
+                &lab.ns("b"),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "n2n0",
+                "scope",
+                "link",
+            ]);
+            if out.contains("tentative") {
+                return false;
+            }
+            ll_b = out
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            !ll_b.is_empty()
+        },
+    );
+    let target = format!("{ll_b}%n2n0");
+    let ping6 = lab.exec(
+        "a",
+        &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &target],
+    );
+    assert!(
+        ping6.status.success(),
+        "ping6: {}{}",
+        String::from_utf8_lossy(&ping6.stdout),
+        String::from_utf8_lossy(&ping6.stderr)
+    );
+
+    // TCP: 4 MiB of a known pattern, every byte checked on the far side.
+    let server = "import socket,hashlib\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',5001));s.listen(1);c,_=s.accept();h=hashlib.sha256();n=0\nwhile True:\n  d=c.recv(65536)\n  if not d: break\n  h.update(d);n+=len(d)\nprint(n,h.hexdigest())";
+    let rx = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("b"), "python3", "-c", server])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = format!(
+        "import socket,hashlib\ndata=bytes((i*7+i//251)%256 for i in range(4<<20))\nc=socket.create_connection(('{ip_b}',5001),timeout=20)\nc.sendall(data);c.close()\nprint(len(data),hashlib.sha256(data).hexdigest())"
+    );
+    let tx = lab.exec("a", &["python3", "-c", &client]);
+    assert!(
+        tx.status.success(),
+        "client: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    let got = rx.wait_with_output().unwrap();
+    let (sent, received) = (
+        String::from_utf8_lossy(&tx.stdout),
+        String::from_utf8_lossy(&got.stdout),
+    );
+    assert_eq!(sent.trim(), received.trim(), "bytes differ");
+    assert!(sent.starts_with("4194304 "));
+
+    // Clean exit: SIGTERM removes the TAP device.
+    let pid = lab.children[1].id().to_string();
+    ok(&["kill", "-TERM", &pid]);
+    let status = lab.children[1].wait().unwrap();
+    assert!(
+        status.success(),
+        "edge exit status {status:?}\n{}",
+        lab.log("a.log")
+    );
+    wait_for("n2n0 gone in a", Duration::from_secs(5), || {
+        !sh(&["ip", "-n", &lab.ns("a"), "link", "show", "n2n0"])
+            .status
+            .success()
+    });
+    assert!(
+        lab.log("a.log").contains("registered"),
+        "{}",
+        lab.log("a.log")
+    );
+}
