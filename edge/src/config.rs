@@ -291,3 +291,130 @@ impl Settings {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut v = vec!["edge".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        Flags::parse_from(cfg::go_style_args(v))
+    }
+
+    #[test]
+    fn go_style_and_double_dash_flags_and_n2n_go_aliases_work() {
+        figment::Jail::expect_with(|_| {
+            let s = Settings::load(&flags(&[
+                "-community",
+                "acme",
+                "-supernode",
+                "127.0.0.1:7777,127.0.0.1:7778",
+            ]))
+            .map_err(|e| e.to_string())?;
+            assert_eq!(s.community, "acme");
+            assert_eq!(s.supernode, ["127.0.0.1:7777", "127.0.0.1:7778"]);
+            let s = Settings::load(&flags(&[
+                "--community",
+                "x",
+                "--supernode",
+                "127.0.0.1:1",
+                "-id",
+                "box",
+                "-tap",
+                "t0",
+                "-port",
+                "5000",
+                "-encryption-passphrase",
+                "pw",
+                "-compress-payload",
+                "true",
+                "-udpbuffersize",
+                "1024",
+            ]))
+            .map_err(|e| e.to_string())?;
+            assert_eq!(
+                (s.edge_id.as_str(), s.tap_name.as_str(), s.local_port),
+                ("box", "t0", 5000)
+            );
+            assert_eq!(
+                (s.passphrase.as_str(), s.compress, s.udp_buffer_size),
+                ("pw", true, 1024)
+            );
+            let r = s.resolve().map_err(|e| e.to_string())?;
+            assert_eq!(
+                r.supernodes,
+                vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layering_file_env_flags_and_errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "edge.yaml",
+                "community: fromfile\nsupernode: [\"127.0.0.1:7777\"]\nmtu: 1300\nheartbeat: 20s\n",
+            )?;
+            jail.set_env("N2N_MTU", "1200");
+            jail.set_env("N2N_LISTEN", "ignored: a supernode key");
+            let s = Settings::load(&flags(&["-heartbeat", "5s"])).map_err(|e| e.to_string())?;
+            assert_eq!(s.community, "fromfile");
+            assert_eq!(s.mtu, 1200, "env over file");
+            assert_eq!(s.heartbeat, Duration::from_secs(5), "flags over file");
+            jail.set_env("N2N_SUPERNODE", "127.0.0.1:9,127.0.0.1:10");
+            let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
+            assert_eq!(s.supernode, ["127.0.0.1:9", "127.0.0.1:10"]);
+
+            jail.create_file("bad.yaml", "community: a\ntapname: x\n")?;
+            let e = Settings::load(&flags(&["-config", "bad.yaml"])).unwrap_err();
+            assert!(e.contains("tapname") && e.contains("unknown field"), "{e}");
+            let e = Settings::load(&flags(&["-heartbeat", "often"])).unwrap_err();
+            assert!(e.starts_with("heartbeat:"), "{e}");
+            let e = Settings::load(&flags(&[
+                "-community",
+                "a",
+                "-supernode",
+                "x:1",
+                "-mtu",
+                "100",
+            ]))
+            .and_then(Settings::resolve)
+            .unwrap_err();
+            assert!(e.starts_with("mtu:"), "{e}");
+            std::fs::remove_file("edge.yaml").map_err(|e| e.to_string())?;
+            let e = Settings::load(&flags(&["-supernode", "127.0.0.1:1"]))
+                .and_then(Settings::resolve)
+                .unwrap_err();
+            assert!(e.starts_with("community:"), "{e}");
+            let e = Settings::load(&flags(&[
+                "-community",
+                "a",
+                "-supernode",
+                "127.0.0.1:1",
+                "-supernode-fingerprint",
+                "nope",
+            ]))
+            .and_then(Settings::resolve)
+            .unwrap_err();
+            assert!(e.starts_with("supernode_fingerprint:"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_config_file_loads() {
+        figment::Jail::expect_with(|_| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/edge.yaml");
+            let s = Settings::load(&flags(&["-config", path])).map_err(|e| e.to_string())?;
+            let d = Settings::default();
+            assert_eq!(
+                (s.mtu, s.tap_name, s.api_listen, s.heartbeat),
+                (d.mtu, d.tap_name, d.api_listen, d.heartbeat)
+            );
+            Ok(())
+        });
+    }
+}
