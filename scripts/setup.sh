@@ -9,6 +9,8 @@ need pkg-config pkg-config
 need ip iproute2
 need ping iputils-ping
 need python3 python3
+need nft nftables
+[ -x /usr/sbin/miniupnpd ] || missing+=(miniupnpd-nftables)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -39,6 +39,8 @@ pub struct Settings {
     pub static_ip: Option<Ipv4Addr>,
     /// Refuse supernodes whose identity fingerprint differs (SHA256:...).
     pub supernode_fingerprint: Option<String>,
+    /// Map the UDP port on the local gateway with UPnP or NAT-PMP and advertise it.
+    pub port_mapping: bool,
     /// Where the machine id lives.
     pub state_dir: PathBuf,
     /// Log filter.
@@ -63,6 +65,7 @@ impl Default for Settings {
             compress: false,
             static_ip: None,
             supernode_fingerprint: None,
+            port_mapping: true,
             state_dir: default_state_dir(),
             log_level: "info".into(),
         }
@@ -94,6 +97,7 @@ const KEYS: &[&str] = &[
     "compress",
     "static_ip",
     "supernode_fingerprint",
+    "port_mapping",
     "state_dir",
     "log_level",
 ];
@@ -162,6 +166,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supernode_fingerprint: Option<String>,
+    /// Map the port with UPnP/NAT-PMP (-port-mapping false to disable).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_mapping: Option<bool>,
     /// State directory (machine id).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -68,6 +68,12 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
         "supernode": edge.supernode().map(|a| a.to_string()),
         "supernode_fingerprint": info.fingerprint.map(|f| f.to_string()),
         "observed": edge.observed().map(|a| a.to_string()),
+        "candidates": edge
+            .config()
+            .candidates
+            .iter()
+            .map(|c| json!({ "kind": c.kind.name(), "addr": c.addr.to_string() }))
+            .collect::<Vec<_>>(),
         "uptime_secs": now.saturating_duration_since(info.started).as_secs(),
         "peers": edge.peers().len(),
         "direct_peers": direct,

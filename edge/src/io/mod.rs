@@ -2,6 +2,7 @@
 //! and one control task that owns the core and serves the local API.
 
 pub mod machine;
+pub mod portmap;
 pub mod tap;
 pub mod workers;
 
@@ -91,7 +92,8 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     cfg.requested_ip = s.static_ip;
     cfg.compress = s.compress;
     cfg.max_heartbeat = s.heartbeat;
-    cfg.candidates = lan_candidates(&sock, first_sn);
+    let lan = lan_candidates(&sock, first_sn);
+    cfg.candidates = lan.clone();
     let seed = machine::random_seed()?;
     let started = Instant::now();
     let mut core = Edge::new(cfg, CoreRng::from_seed(seed), started);
@@ -140,6 +142,22 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         None => None,
     };
 
+    let (map_tx, mut map_rx) = mpsc::channel::<Option<SocketAddr>>(4);
+    let (stop_map, map_stopped) = tokio::sync::oneshot::channel::<()>();
+    let lan_ip = lan.first().and_then(|c| match c.addr.ip() {
+        std::net::IpAddr::V4(v4) => Some(v4),
+        std::net::IpAddr::V6(_) => None,
+    });
+    let map_task = match (s.port_mapping, lan_ip) {
+        (true, Some(ip)) => Some(tokio::spawn(portmap::maintain(
+            ip,
+            local.port(),
+            map_tx,
+            map_stopped,
+        ))),
+        _ => None,
+    };
+
     let mut published = shared.snapshot.load_full();
     tokio::pin!(shutdown);
     loop {
@@ -161,6 +179,11 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
             Some((q, reply)) = api_rx.recv() => {
                 let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
             }
+            Some(mapped) = map_rx.recv() => {
+                let mut c = lan.clone();
+                c.extend(mapped.map(|addr| Candidate { kind: CandidateKind::Mapped, addr }));
+                core.handle_command(Instant::now(), Command::SetCandidates(c));
+            }
         }
         drain(&mut core, &tap, &sock, &mut info);
         let now = Instant::now();
@@ -171,6 +194,10 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         }
     }
     tracing::info!("shutting down: leaving the community");
+    if let Some(t) = map_task {
+        let _ = stop_map.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     core.handle_command(Instant::now(), Command::Shutdown);
     drain(&mut core, &tap, &sock, &mut info);
     shared.stop.store(true, Ordering::Relaxed);
