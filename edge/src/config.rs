@@ -41,6 +41,8 @@ pub struct Settings {
     pub supernode_fingerprint: Option<String>,
     /// Map the UDP port on the local gateway with UPnP or NAT-PMP and advertise it.
     pub port_mapping: bool,
+    /// Also store log lines in SQLite (state_dir/edge-logs.db), readable with `edge logs`.
+    pub log_store: bool,
     /// Where the machine id lives.
     pub state_dir: PathBuf,
     /// Log filter.
@@ -66,6 +68,7 @@ impl Default for Settings {
             static_ip: None,
             supernode_fingerprint: None,
             port_mapping: true,
+            log_store: false,
             state_dir: default_state_dir(),
             log_level: "info".into(),
         }
@@ -98,6 +101,7 @@ const KEYS: &[&str] = &[
     "static_ip",
     "supernode_fingerprint",
     "port_mapping",
+    "log_store",
     "state_dir",
     "log_level",
 ];
@@ -170,8 +174,12 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_mapping: Option<bool>,
-    /// State directory (machine id).
+    /// Store logs in SQLite too (read them with `edge logs`).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_store: Option<bool>,
+    /// State directory (machine id).
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
     /// Log level.
@@ -200,6 +208,18 @@ pub enum Command {
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Print stored log lines (needs log_store: true).
+    Logs {
+        /// The newest N lines.
+        #[arg(long, short = 'n', default_value_t = 100)]
+        last: i64,
+        /// Only lines from this long ago on, e.g. 90s, 1h, 2d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Minimum level: error, warn, info, debug, trace.
+        #[arg(long, default_value = "trace")]
+        level: String,
     },
 }
 

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
                 if json { print_json } else { print_peers },
             );
         }
+        Some(Command::Logs { last, since, level }) => return logs(&settings, last, since, &level),
         Some(Command::Up) | None => {}
     }
     let resolved = match settings.resolve() {
@@ -48,10 +49,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,6 +59,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if resolved.settings.log_store {
+        let (layer, rx, _dropped) = n2n_edge::io::logstore::layer();
+        let path = resolved
+            .settings
+            .state_dir
+            .join(n2n_edge::io::logstore::LOG_DB);
+        let _ = std::fs::create_dir_all(&resolved.settings.state_dir);
+        rt.spawn(n2n_edge::io::logstore::write_loop(path, rx));
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .with(layer)
+            .init();
+    } else {
+        tracing_subscriber::registry().with(filter).with(fmt).init();
+    }
     match rt.block_on(n2n_edge::io::run(resolved, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -124,6 +140,52 @@ fn manage(settings: &Settings, path: &str, print: fn(&serde_json::Value)) -> Exi
         }
         Err(e) => {
             eprintln!("edge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logs(settings: &Settings, last: i64, since: Option<String>, level: &str) -> ExitCode {
+    let since = match since.map(|s| humantime::parse_duration(&s)) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("edge: --since: {e} (use e.g. 90s, 1h, 2d)");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let Ok(level) = level.parse::<tracing::Level>() else {
+        eprintln!("edge: --level: want error, warn, info, debug or trace");
+        return ExitCode::from(2);
+    };
+    let path = settings.state_dir.join(n2n_edge::io::logstore::LOG_DB);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edge: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(n2n_edge::io::logstore::read(
+        &path,
+        last.max(1),
+        since,
+        level,
+    )) {
+        Ok(lines) => {
+            for l in lines {
+                let t = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + Duration::from_millis(l.ts_ms.max(0) as u64),
+                );
+                println!("{t} {:<5} {}: {}", l.level, l.target, l.message);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edge: {e:#}");
             ExitCode::FAILURE
         }
     }

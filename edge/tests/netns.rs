@@ -44,6 +44,8 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
             state.to_str().unwrap(),
             "-tap",
             "n2n0",
+            "-log-store",
+            "true",
         ];
         lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
     }
@@ -153,10 +155,33 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
             !ll_b.is_empty()
         },
     );
+    // Our own link-local must have finished duplicate address detection too.
+    wait_for(
+        "a's IPv6 link-local address",
+        Duration::from_secs(10),
+        || {
+            let out = ok(&[
+                "ip",
+                "-n",
+                &lab.ns("a"),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "n2n0",
+                "scope",
+                "link",
+            ]);
+            out.contains("inet6") && !out.contains("tentative")
+        },
+    );
     let target = format!("{ll_b}%n2n0");
     let ping6 = lab.exec(
         "a",
-        &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &target],
+        &[
+            "ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", "-w", "6", &target,
+        ],
     );
     assert!(
         ping6.status.success(),
@@ -189,6 +214,28 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     );
     assert_eq!(sent.trim(), received.trim(), "bytes differ");
     assert!(sent.starts_with("4194304 "));
+
+    // Logs were stored in SQLite too, and `edge logs` reads them.
+    let state_a = lab.dir.path().join("a");
+    let logs = lab.exec(
+        "a",
+        &[
+            edge.to_str().unwrap(),
+            "logs",
+            "-state-dir",
+            state_a.to_str().unwrap(),
+            "-n",
+            "500",
+        ],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr),
+    );
+    assert!(
+        out.contains("registered") && out.contains("INFO"),
+        "edge logs: {out}{err}"
+    );
 
     // Clean exit: SIGTERM removes the TAP device.
     let pid = lab.children[1].id().to_string();

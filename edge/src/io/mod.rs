@@ -1,6 +1,7 @@
 //! The edge daemon: the TAP device, the UDP socket, packet workers on the forwarding snapshot,
 //! and one control task that owns the core and serves the local API.
 
+pub mod logstore;
 pub mod machine;
 pub mod portmap;
 pub mod tap;
