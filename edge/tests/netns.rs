@@ -257,3 +257,34 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
         lab.log("a.log")
     );
 }
+
+#[test]
+fn without_privileges_the_edge_fails_with_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_edge"))
+        .args([
+            "-community",
+            "x",
+            "-supernode",
+            "127.0.0.1:9",
+            "-api-listen",
+            "",
+            "-tap",
+            "n2nperm0",
+        ])
+        .args(["-state-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cannot create TAP device n2nperm0: permission denied (run as root or grant CAP_NET_ADMIN)"), "{err}");
+}
