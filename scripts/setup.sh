@@ -10,6 +10,9 @@ need ip iproute2
 need ping iputils-ping
 need python3 python3
 need nft nftables
+need iperf3 iperf3
+need curl curl
+need setpriv util-linux
 [ -x /usr/sbin/miniupnpd ] || missing+=(miniupnpd-nftables)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, clippy with warnings as errors, and
-# the whole test suite. Installs what the tests need first (see scripts/setup.sh).
+# Runs every check and test of the project: formatting, clippy with warnings as errors, the
+# whole test suite, and the local demo in --check mode. Installs what the tests need first
+# (scripts/setup.sh). Needs root: the integration tests build network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,4 +10,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test"
-cargo test --workspace --all-features
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-features 2>&1 | tee "$log"
+echo "== demo (release build, namespaces, real NAT routers)"
+./scripts/demo.sh --check
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+echo "tests: ${passed} passed, ${failed} failed"

@@ -248,7 +248,7 @@ fn print_peers(v: &serde_json::Value) {
             .take(20)
             .collect();
         println!(
-            "{:<6} {:<16} {:<18} {:<20} {:<9} {:<22} {:>9} {:>9}s",
+            "{:<6} {:<16} {:<18} {:<20} {:<9} {:<22} {:>9} {:>10}",
             s(p, "id"),
             s(p, "ip"),
             s(p, "mac"),
@@ -256,7 +256,9 @@ fn print_peers(v: &serde_json::Value) {
             path,
             s(p, "endpoint"),
             s(p, "rtt_ms"),
-            s(p, "last_seen_secs")
+            p.get("last_seen_secs")
+                .and_then(|v| v.as_u64())
+                .map_or("-".to_string(), |n| format!("{n}s"))
         );
     }
 }
