@@ -40,7 +40,7 @@ trap 'exit 130' INT TERM
 "$ROOT/scripts/setup.sh"
 say "building (release)"
 (cd "$ROOT" && cargo build --release --quiet -p n2n-supernode -p n2n-edge)
-BIN="$ROOT/target/release"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
 mkns() { ip netns add "$1"; ip -n "$1" link set lo up; }

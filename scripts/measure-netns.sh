@@ -7,7 +7,7 @@
 # native-nooffload). Everything is removed at exit.
 set -euo pipefail
 DUR="${1:-10}"
-BIN="$(cd "$(dirname "$0")/.." && pwd)/target/release"
+BIN="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/release"
 RUN="$(mktemp -d)"
 PIDS=()
 cleanup() {
