@@ -90,17 +90,7 @@ pub fn explain(err: figment::Error) -> String {
         .join("\n")
 }
 
-/// True when the process runs with effective user id 0 (read from /proc, no unsafe code).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
-}
+pub use crate::os::is_root;
 
 /// A readable name for a figment source (its default is a Rust type name).
 fn source_name(name: &str) -> &str {

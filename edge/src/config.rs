@@ -75,17 +75,7 @@ impl Default for Settings {
     }
 }
 
-/// The platform's state directory for the edge.
-pub fn default_state_dir() -> PathBuf {
-    if cfg::is_root() {
-        return PathBuf::from("/var/lib/n2n-rs");
-    }
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("n2n-rs")
-}
+pub use n2n_common::os::default_state_dir;
 
 const KEYS: &[&str] = &[
     "edge_id",

@@ -2,8 +2,7 @@
 
 use n2n_common::crypto::identity::{IDENTITY_BITS, Identity};
 use n2n_common::rng::CoreRng;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// File name of the identity key inside the state directory.
@@ -22,25 +21,12 @@ pub fn load_or_create(dir: &Path, rng: &mut CoreRng) -> anyhow::Result<Identity>
         return Identity::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let id = Identity::generate(rng, IDENTITY_BITS)?;
-    let pem = id.to_pem()?;
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(pem.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    n2n_common::os::write_private_file(&path, id.to_pem()?.as_bytes())?;
     tracing::info!(path = %path.display(), "created a new supernode identity");
     Ok(id)
 }
 
 /// 32 bytes from the operating system's random source.
 pub fn os_seed() -> anyhow::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
-    Ok(seed)
+    Ok(n2n_common::os::random_bytes()?)
 }

@@ -73,14 +73,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = &settings.state_dir;
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-    }
+    n2n_common::os::create_private_dir(dir)
+        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
     let store = Store::open(&dir.join("supernode.db"))
         .await
         .with_context(|| format!("cannot open the lease database in {}", dir.display()))?;
