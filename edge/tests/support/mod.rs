@@ -276,3 +276,360 @@ impl Lab {
         ])
     }
 }
+
+/// Kinds of site a NAT-lab edge sits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// A public host, no NAT.
+    Public,
+    /// Linux masquerade (endpoint-independent mapping, port-dependent filtering), nothing else.
+    Masquerade,
+    /// Masquerade plus a home router's "drop unsolicited inbound to the router".
+    PortRestricted,
+    /// Masquerade with random ports: a new mapping per destination.
+    Symmetric,
+    /// Inbound allowed from any port of addresses the host has sent to (a dynamic nft set).
+    AddressRestricted,
+    /// A public host behind a stateful firewall that drops unsolicited inbound.
+    Firewall,
+}
+
+/// The edge port every lab edge binds.
+pub const EDGE_PORT: u16 = 40000;
+
+impl Lab {
+    /// Only the switch and the supernode host (192.0.2.1).
+    pub fn bare() -> Self {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("n2nl{}{seq}-", std::process::id() % 100000);
+        let lab = Lab {
+            prefix,
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            extra: Vec::new(),
+        };
+        let (sw, sn) = (lab.ns("sw"), lab.ns("sn"));
+        ok(&["ip", "netns", "add", &sw]);
+        ok(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        ok(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        ok(&["ip", "netns", "add", &sn]);
+        ok(&["ip", "-n", &sn, "link", "set", "lo", "up"]);
+        ok(&[
+            "ip", "link", "add", "psn", "netns", &sw, "type", "veth", "peer", "name", "eth0",
+            "netns", &sn,
+        ]);
+        ok(&["ip", "-n", &sw, "link", "set", "psn", "master", "br0", "up"]);
+        ok(&[
+            "ip",
+            "-n",
+            &sn,
+            "addr",
+            "add",
+            "192.0.2.1/24",
+            "dev",
+            "eth0",
+        ]);
+        ok(&["ip", "-n", &sn, "link", "set", "eth0", "up"]);
+        lab
+    }
+
+    fn mk(&mut self, name: &str) -> String {
+        let ns = self.ns(name);
+        ok(&["ip", "netns", "add", &ns]);
+        ok(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        self.extra.push(name.to_string());
+        ns
+    }
+
+    /// Adds site number `i` (1..=9) of `kind`; returns the namespace of its edge host.
+    /// Router WAN 192.0.2.(20+i); LAN 10.i.0.0/24 with the host at 10.i.0.2 (public and
+    /// firewalled hosts get 192.0.2.(10+i)).
+    pub fn add_site(&mut self, i: u8, kind: Site) -> String {
+        let sw = self.ns("sw");
+        let host = self.mk(&format!("h{i}"));
+        if kind == Site::Public {
+            ok(&[
+                "ip",
+                "link",
+                "add",
+                &format!("ph{i}"),
+                "netns",
+                &sw,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &host,
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &format!("ph{i}"),
+                "master",
+                "br0",
+                "up",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("192.0.2.{}/24", 10 + i),
+                "dev",
+                "eth0",
+            ]);
+            ok(&["ip", "-n", &host, "link", "set", "eth0", "up"]);
+            return host;
+        }
+        let r = self.mk(&format!("r{i}"));
+        ok(&[
+            "ip",
+            "link",
+            "add",
+            &format!("pr{i}"),
+            "netns",
+            &sw,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &r,
+        ]);
+        ok(&[
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "set",
+            &format!("pr{i}"),
+            "master",
+            "br0",
+            "up",
+        ]);
+        ok(&[
+            "ip",
+            "-n",
+            &r,
+            "addr",
+            "add",
+            &format!("192.0.2.{}/24", 20 + i),
+            "dev",
+            "eth0",
+        ]);
+        ok(&["ip", "-n", &r, "link", "set", "eth0", "up"]);
+        ok(&[
+            "ip", "link", "add", "lan0", "netns", &r, "type", "veth", "peer", "name", "eth0",
+            "netns", &host,
+        ]);
+        ok(&["ip", "-n", &r, "link", "set", "lan0", "up"]);
+        ok(&["ip", "-n", &host, "link", "set", "eth0", "up"]);
+        ok(&[
+            "ip",
+            "netns",
+            "exec",
+            &r,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        let rules = if kind == Site::Firewall {
+            let pub_ip = format!("192.0.2.{}", 10 + i);
+            ok(&[
+                "ip",
+                "-n",
+                &r,
+                "addr",
+                "add",
+                &format!("192.0.2.{}/32", 40 + i),
+                "dev",
+                "lan0",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("{pub_ip}/32"),
+                "dev",
+                "eth0",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "route",
+                "add",
+                &format!("192.0.2.{}", 40 + i),
+                "dev",
+                "eth0",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("192.0.2.{}", 40 + i),
+            ]);
+            ok(&["ip", "-n", &r, "route", "add", &pub_ip, "dev", "lan0"]);
+            ok(&[
+                "ip",
+                "netns",
+                "exec",
+                &r,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.eth0.proxy_arp=1",
+            ]);
+            "table ip lab {\n chain forward { type filter hook forward priority filter; policy accept; iifname \"eth0\" ct state new drop; }\n}\n".to_string()
+        } else {
+            ok(&[
+                "ip",
+                "-n",
+                &r,
+                "addr",
+                "add",
+                &format!("10.{i}.0.1/24"),
+                "dev",
+                "lan0",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("10.{i}.0.2/24"),
+                "dev",
+                "eth0",
+            ]);
+            ok(&[
+                "ip",
+                "-n",
+                &host,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.{i}.0.1"),
+            ]);
+            let masq = if kind == Site::Symmetric {
+                "masquerade random"
+            } else {
+                "masquerade"
+            };
+            let drop_new = if kind == Site::Masquerade {
+                ""
+            } else {
+                "iifname \"eth0\" ct state new drop;"
+            };
+            let addr_restricted = if kind == Site::AddressRestricted {
+                format!(
+                    "set contacted {{ type ipv4_addr; flags timeout; timeout 120s; }}
+                     chain forward {{ type filter hook forward priority filter; policy accept; iifname \"lan0\" update @contacted {{ ip daddr }}; }}
+                     chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; iifname \"eth0\" ip saddr @contacted udp dport {EDGE_PORT} dnat to 10.{i}.0.2:{EDGE_PORT}; }}"
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "table ip lab {{
+                   {addr_restricted}
+                   chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; oifname \"eth0\" {masq}; }}
+                   chain input {{ type filter hook input priority filter; policy accept; {drop_new} }}
+                 }}"
+            )
+        };
+        let file = self.dir.path().join(format!("r{i}.nft"));
+        std::fs::write(&file, rules).unwrap();
+        ok(&[
+            "ip",
+            "netns",
+            "exec",
+            &r,
+            "nft",
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        host
+    }
+
+    /// Starts an edge in namespace `ns` named `name`.
+    pub fn start_edge(&mut self, ns_name: &str, name: &str, extra: &[&str]) {
+        let state = self.dir.path().join(format!("state-{name}"));
+        let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
+        let port = EDGE_PORT.to_string();
+        let mut args = vec![
+            "-community",
+            "lab",
+            "-supernode",
+            "192.0.2.1:7777",
+            "-passphrase",
+            "lab-secret",
+            "-edge-id",
+            name,
+            "-port",
+            &port,
+            "-port-mapping",
+            "false",
+            "-state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns_name])
+            .arg(edge)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    /// Starts the supernode.
+    pub fn start_supernode(&mut self) {
+        let dir = self.dir.path().join("sn");
+        let args = [
+            "-listen",
+            ":7777",
+            "-state-dir",
+            dir.to_str().unwrap(),
+            "-api-listen",
+            "",
+            "-log-level",
+            "warn",
+        ];
+        self.spawn("sn", &supernode_bin(), &args, "sn.log");
+    }
+
+    /// The peers JSON of the edge in namespace `ns_name`.
+    pub fn peers(&self, ns_name: &str) -> Option<serde_json::Value> {
+        let o = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns_name,
+            env!("CARGO_BIN_EXE_edge"),
+            "peers",
+            "--json",
+        ]);
+        if !o.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&o.stdout).ok()
+    }
+}
