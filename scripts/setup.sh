@@ -13,6 +13,7 @@ need nft nftables
 need iperf3 iperf3
 need curl curl
 need setpriv util-linux
+need conntrack conntrack
 [ -x /usr/sbin/miniupnpd ] || missing+=(miniupnpd-nftables)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
