@@ -12,6 +12,9 @@ use n2n_common::sim::NatKind;
 use std::time::{Duration, Instant};
 use support::{Lab, Site, wait_until};
 
+/// Runs per pair.
+const REPS: usize = 3;
+
 const KINDS: [Site; 6] = [
     Site::Public,
     Site::Masquerade,
@@ -31,18 +34,27 @@ fn theory(s: Site) -> NatKind {
     }
 }
 
-/// Whether hole punching can work between the two kinds.
+/// What the path between the two kinds must be; None for a race where either is right.
 ///
-/// NAT theory (RFC 4787 classes, as in the simulator), plus one Linux fact: a plain
+/// NAT theory (RFC 4787 classes, as in the simulator), plus one Linux fact: a bare
 /// `masquerade` router *answers* unsolicited packets itself (ICMP port unreachable), which
 /// creates a conntrack entry for the peer's probe; its host's own probe to that peer then
-/// clashes with the entry and is given another port. Two such routers poison each other
-/// whichever probe arrives first, unless the probes cross in flight, which needs more
-/// one-way delay than adjacent namespaces have. Home routers drop such packets instead
-/// (`PortRestricted`), and then punching works.
-fn expect_direct(a: Site, b: Site) -> bool {
-    NatKind::direct_possible(theory(a), theory(b))
-        && !(a == Site::Masquerade && b == Site::Masquerade)
+/// clashes with the entry and leaves from another port. So when the peer filters by port
+/// (port-restricted, firewall, another bare masquerade) and its first probe arrives before
+/// ours leaves, punching fails; when ours leaves first it works. On adjacent namespaces that
+/// order is a coin flip, so either outcome is accepted there, with traffic checked both ways.
+/// Home routers drop such packets instead (`PortRestricted`), and then punching works.
+fn expected(a: Site, b: Site) -> Option<&'static str> {
+    let port_filtering = |s| matches!(s, Site::Masquerade | Site::PortRestricted | Site::Firewall);
+    if (a == Site::Masquerade && port_filtering(b)) || (b == Site::Masquerade && port_filtering(a))
+    {
+        return None;
+    }
+    Some(if NatKind::direct_possible(theory(a), theory(b)) {
+        "direct"
+    } else {
+        "relayed"
+    })
 }
 
 fn path_of(lab: &Lab, ns: &str) -> Option<(String, String)> {
@@ -63,34 +75,40 @@ fn pair(a: Site, b: Site) -> (String, f64) {
     let start = Instant::now();
     lab.start_edge(&na, "a", &[]);
     lab.start_edge(&nb, "b", &[]);
-    let want = if expect_direct(a, b) {
-        "direct"
-    } else {
-        "relayed"
+    let want = expected(a, b);
+    let agreed = |lab: &Lab| {
+        let (pa, pb) = (path_of(lab, &na), path_of(lab, &nb));
+        match (pa, pb, want) {
+            (Some((x, _)), Some((y, _)), Some(w)) => x == w && y == w,
+            (Some((x, _)), Some((y, _)), None) => x == y,
+            _ => false,
+        }
     };
-    let settled = wait_until(Duration::from_secs(25), || {
-        [&na, &nb]
-            .iter()
-            .all(|ns| path_of(&lab, ns).is_some_and(|(p, _)| p == want))
-    });
+    // With no fixed expectation, give punching its full first attempt before reading.
+    if want.is_none() {
+        std::thread::sleep(Duration::from_secs(12));
+    }
+    let settled = wait_until(Duration::from_secs(25), || agreed(&lab));
     let took = start.elapsed().as_secs_f64();
     let seen = (path_of(&lab, &na), path_of(&lab, &nb));
     assert!(
         settled,
-        "{a:?}/{b:?}: want {want}, got {seen:?}\n--- a\n{}\n--- b\n{}",
+        "{a:?}/{b:?}: want {want:?}, got {seen:?}\n--- a\n{}\n--- b\n{}",
         lab.log("a.log"),
         lab.log("b.log")
     );
     // Reachability with real traffic, both ways.
-    let ip_b = seen.0.unwrap().1;
-    let ip_a = seen.1.unwrap().1;
+    let ip_b = seen.0.clone().unwrap().1;
+    let ip_a = seen.1.clone().unwrap().1;
     for (ns, ip) in [(&na, &ip_b), (&nb, &ip_a)] {
         let o = support::sh(&[
             "ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", ip,
         ]);
         assert!(o.status.success(), "{a:?}/{b:?}: ping {ip} failed");
     }
-    (want.to_string(), took)
+    let path = seen.0.map(|(p, _)| p).unwrap_or_default();
+    // A race pair was observed for a fixed time: its duration says nothing.
+    (path, if want.is_some() { took } else { f64::NAN })
 }
 
 #[test]
@@ -102,11 +120,27 @@ fn every_pair_of_router_kinds_connects_direct_or_relayed_as_nat_theory_allows() 
     let mut table = Vec::new();
     for (i, a) in KINDS.iter().enumerate() {
         for b in &KINDS[i..] {
-            let (path, secs) = pair(*a, *b);
-            table.push(format!("| {a:?} | {b:?} | {path} | {secs:.1} s |"));
+            // Three runs each: the outcome is asserted every time, the table shows the median.
+            let mut runs: Vec<(String, f64)> = (0..REPS).map(|_| pair(*a, *b)).collect();
+            runs.sort_by(|x, y| x.1.total_cmp(&y.1));
+            let direct = runs.iter().filter(|r| r.0 == "direct").count();
+            let path = match direct {
+                0 => "relayed".to_string(),
+                n if n == REPS => "direct".to_string(),
+                n => format!("direct {n}/{REPS}, else relayed"),
+            };
+            let secs = runs[REPS / 2].1;
+            let time = if secs.is_nan() {
+                "- (race)".to_string()
+            } else {
+                format!("{secs:.1} s")
+            };
+            table.push(format!("| {a:?} | {b:?} | {path} | {time} |"));
         }
     }
-    println!("| router A | router B | path | time to connect |\n|---|---|---|---|");
+    println!(
+        "| router A | router B | path | median time to connect ({REPS} runs) |\n|---|---|---|---|"
+    );
     for row in table {
         println!("{row}");
     }
