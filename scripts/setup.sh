@@ -14,6 +14,8 @@ need iperf3 iperf3
 need curl curl
 need setpriv util-linux
 need conntrack conntrack
+need chromium chromium
+need chromedriver chromium-driver
 [ -x /usr/sbin/miniupnpd ] || missing+=(miniupnpd-nftables)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

@@ -10,7 +10,8 @@ pub use views::{DaemonInfo, answer, peers_json};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -55,6 +56,12 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route("/peers.dot", get(|s: Tx| ask(s, Query::Dot)))
         .route("/peers.svg", get(|s: Tx| ask(s, Query::Svg)))
         .route("/metrics", get(|s: Tx| ask(s, Query::Metrics)))
+        .route("/peers", get(|| async { Html(PEERS_PAGE) }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/peers") }),
+        )
+        .route("/events", get(events))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -62,6 +69,29 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
             )
         })
         .with_state(tx)
+}
+
+/// The peer graph page (assets embedded at build time: no CDN, works offline).
+pub const PEERS_PAGE: &str = include_str!("../../../webui/peers.html");
+
+/// Server-sent events: the peers JSON, pushed whenever it changes (checked twice a second).
+async fn events(
+    State(tx): Tx,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let stream = futures_util::stream::unfold((tx, String::new()), |(tx, last)| async move {
+        loop {
+            let (reply, rx) = oneshot::channel();
+            tx.send((Query::Peers, reply)).await.ok()?;
+            if let Ok(Answer::Json(_, v)) = rx.await {
+                let text = v.to_string();
+                if text != last {
+                    return Some((Ok(Event::default().data(text.clone())), (tx, text)));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn ask(State(tx): Tx, q: Query) -> Response {

@@ -202,9 +202,18 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     core.handle_command(Instant::now(), Command::Shutdown);
     drain(&mut core, &tap, &sock, &mut info);
     shared.stop.store(true, Ordering::Relaxed);
+    // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
+    // finish; a client that still hangs on is cut off after a second.
+    drop(api_rx);
     let _ = stop_api.send(());
     if let Some(t) = api_task {
-        let _ = t.await;
+        let abort = t.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), t)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -9,7 +9,8 @@ pub use views::{DaemonInfo, answer};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +28,8 @@ pub enum Query {
     Leases,
     /// Prometheus metrics.
     Metrics,
+    /// Status, communities and every community's edges at once (the web page's data).
+    Overview,
 }
 
 /// The loop's answer.
@@ -68,12 +71,37 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
             "/metrics",
             get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Metrics)),
         )
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(tx)
 }
 
 fn error(code: StatusCode, msg: &str) -> Response {
     (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// The supernode's web page (embedded at build time).
+pub const PAGE: &str = include_str!("../../../webui/supernode.html");
+
+/// Server-sent events: the overview JSON whenever it changes (checked every second).
+async fn events(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let stream = futures_util::stream::unfold((tx, String::new()), |(tx, last)| async move {
+        loop {
+            let (reply, rx) = oneshot::channel();
+            tx.send((Query::Overview, reply)).await.ok()?;
+            if let Ok(Answer::Json(_, v)) = rx.await {
+                let text = v.to_string();
+                if text != last {
+                    return Some((Ok(Event::default().data(text.clone())), (tx, text)));
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn ask(State(tx): State<mpsc::Sender<ApiRequest>>, q: Query) -> Response {

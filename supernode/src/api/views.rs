@@ -30,6 +30,17 @@ pub fn answer(q: &Query, sn: &Supernode, info: &DaemonInfo, now: Instant) -> Ans
         },
         Query::Leases => Answer::Json(StatusCode::OK, leases(sn)),
         Query::Metrics => Answer::Metrics(super::metrics::render(sn, info)),
+        Query::Overview => {
+            let edges: serde_json::Map<String, Value> = sn
+                .communities()
+                .keys()
+                .map(|name| (name.clone(), self::edges(sn, name, now)))
+                .collect();
+            Answer::Json(
+                StatusCode::OK,
+                json!({ "status": status(sn, info, now), "communities": communities(sn), "edges": edges }),
+            )
+        }
     }
 }
 

@@ -175,9 +175,18 @@ pub async fn serve(
         }
     }
     tracing::info!("shutting down: flushing state");
+    // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
+    // finish; a client that still hangs on is cut off after a second.
+    drop(api_rx);
     let _ = stop_api.send(());
     if let Some(t) = api_task {
-        let _ = t.await;
+        let abort = t.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), t)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     store.close().await;
     tracing::info!("stopped");
