@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Lab, ok, supernode_bin, wait_until};
+use support::{Lab, Site, ok, supernode_bin, wait_until};
 
 const HOSTILE: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
 
@@ -158,17 +158,18 @@ fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
         std::path::Path::new("/usr/bin/chromedriver").exists(),
         "chromium-driver missing: run scripts/setup.sh"
     );
-    let mut lab = Lab::new();
+    // alpha behind a port-restricted NAT (the page we look at), a hostile-named public peer
+    // (direct), and later charlie behind a symmetric NAT (relayed from alpha's side).
+    let mut lab = Lab::bare();
+    lab.add_site(1, Site::PortRestricted);
+    lab.add_site(2, Site::Public);
+    lab.add_site(3, Site::Symmetric);
     // Reach edge a and the supernode from this namespace over point-to-point veths in the
     // benchmarking range 198.18.0.0/15 (the lab's 192.0.2.0/24 may exist on the host too);
     // each veth disappears with its namespace.
-    let tag = lab
-        .prefix
-        .trim_end_matches('-')
-        .trim_start_matches("n2nt")
-        .to_string();
-    for (ns, i) in [("a", 0u8), ("sn", 4u8)] {
-        let host_if = format!("n2nui{tag}{i}");
+    let tag = std::process::id() % 100_000; // interface names are at most 15 bytes
+    for (ns, i) in [("h1", 0u8), ("sn", 4u8)] {
+        let host_if = format!("n2nu{tag}x{i}");
         ok(&[
             "ip",
             "link",
@@ -237,8 +238,8 @@ fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
         ];
         lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
     };
-    start_edge(&mut lab, "a", "alpha");
-    start_edge(&mut lab, "b", HOSTILE);
+    start_edge(&mut lab, "h1", "alpha");
+    start_edge(&mut lab, "h2", HOSTILE);
 
     let port = support::EDGE_PORT + 1000;
     let profile = lab.dir.path().join("chrome-profile");
@@ -261,7 +262,7 @@ fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
         assert!(
             reach,
             "edge API unreachable from the test namespace:\n{}",
-            lab.log("a.log")
+            lab.log("h1.log")
         );
         d.goto("http://198.18.0.2:7778/peers");
         eprintln!("page loaded");
@@ -282,10 +283,15 @@ fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
         println!("screenshot: {}", shot.display());
 
         // A peer appears, live, without a reload (the marker survives).
-        start_edge(&mut lab, "sn", "charlie");
-        let s = d.wait_js("charlie appears", STATE, |v| v["peers"] == 2);
+        start_edge(&mut lab, "h3", "charlie");
+        let s = d.wait_js("charlie appears, relayed", STATE, |v| {
+            v["peers"] == 2 && v["relayed"] == 1 && v["direct"] == 1
+        });
         assert_eq!(s["marker"], true, "no reload");
         assert!(s["rows"].as_array().unwrap().iter().any(|r| r == "charlie"));
+        let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webui-peers-relayed.png");
+        d.screenshot(&shot);
+        println!("screenshot: {}", shot.display());
         // ... and disappears (its process ends; the supernode tells everyone).
         let charlie = lab.children.pop().unwrap();
         ok(&["kill", "-TERM", &charlie.id().to_string()]);
