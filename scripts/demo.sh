@@ -81,11 +81,19 @@ echo "bob 10.2.0.2 behind symmetric NAT 203.0.113.22; carol 203.0.113.13 (public
 say "starting the supernode and three edges"
 ip netns exec demo-sn "$BIN/supernode" -listen :7777 -state-dir "$RUN/sn" -api-listen 127.0.0.1:7779 \
     -log-level warn 2>"$RUN/sn.log" & PIDS+=($!)
-edge() { # ns name
+edge() { # ns name [api address]
     ip netns exec "$1" "$BIN/edge" -community demo -supernode 203.0.113.1:7777 -passphrase demo-secret \
-        -edge-id "$2" -state-dir "$RUN/$2" -port-mapping false 2>"$RUN/$2.log" & PIDS+=($!)
+        -edge-id "$2" -state-dir "$RUN/$2" -port-mapping false -api-listen "${3:-127.0.0.1:7778}" \
+        2>"$RUN/$2.log" & PIDS+=($!)
 }
-edge demo-n1 alice
+# Let this host's browser reach alice's page: a point-to-point link 198.18.0.1 <-> 198.18.0.2
+# (benchmarking range; removed with alice's namespace).
+ip link add demo-ui type veth peer name ui0 netns demo-n1
+ip addr add 198.18.0.1/30 dev demo-ui
+ip link set demo-ui up
+ip -n demo-n1 addr add 198.18.0.2/30 dev ui0
+ip -n demo-n1 link set ui0 up
+edge demo-n1 alice 0.0.0.0:7778
 edge demo-n2 bob
 edge demo-h3 carol
 
@@ -116,6 +124,7 @@ paths_ready || { echo "demo: paths did not settle as expected"; tail -5 "$RUN"/*
 
 ip_of() { ip -n "$1" -4 -o addr show dev n2n0 | awk '{print $4}' | cut -d/ -f1; }
 IP_BOB=$(ip_of demo-n2); IP_CAROL=$(ip_of demo-h3)
+curl -sf http://198.18.0.2:7778/peers >/dev/null || { echo "demo: alice's page is not served"; exit 1; }
 say "ping alice -> carol (direct) and alice -> bob (relayed)"
 ip netns exec demo-n1 ping -c 3 -i 0.2 "$IP_CAROL"
 ip netns exec demo-n1 ping -c 3 -i 0.2 "$IP_BOB"
@@ -130,8 +139,8 @@ else
 fi
 
 say "where to look"
-echo "peer graph (SVG):   ip netns exec demo-n1 curl -s http://127.0.0.1:7778/peers.svg"
-echo "peers as JSON:      ip netns exec demo-n1 curl -s http://127.0.0.1:7778/peers.json"
+echo "alice's live peer graph: open http://198.18.0.2:7778/peers in a browser on this machine"
+echo "peers as JSON:      curl -s http://198.18.0.2:7778/peers.json"
 echo "supernode status:   ip netns exec demo-sn curl -s http://127.0.0.1:7779/status"
 echo "peer table:         ip netns exec demo-n1 $BIN/edge peers"
 if [ "$CHECK" -eq 1 ]; then

@@ -13,6 +13,9 @@ echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"
+for shot in "${CARGO_TARGET_DIR:-target}"/tmp/webui-*.png; do
+    [ -f "$shot" ] && echo "web UI screenshot (CI artifact): $(realpath "$shot")"
+done
 echo "== demo (release build, namespaces, real NAT routers)"
 ./scripts/demo.sh --check
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
