@@ -213,6 +213,24 @@ pub enum Command {
     },
 }
 
+/// Resolves supernode names (host:port) to addresses, preferring IPv4 (the socket is IPv4).
+pub fn resolve_supernodes(names: &[String]) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for s in names {
+        let addrs: Vec<SocketAddr> = s
+            .to_socket_addrs()
+            .map_err(|e| format!("supernode: cannot resolve {s:?}: {e}"))?
+            .collect();
+        let first = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied();
+        out.push(first.ok_or_else(|| format!("supernode: {s:?} has no address"))?);
+    }
+    Ok(out)
+}
+
 /// A validated configuration, ready to run.
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -271,19 +289,7 @@ impl Settings {
         if self.heartbeat < Duration::from_secs(1) {
             return Err("heartbeat: at least 1s".into());
         }
-        let mut supernodes = Vec::new();
-        for s in &self.supernode {
-            let addrs: Vec<SocketAddr> = s
-                .to_socket_addrs()
-                .map_err(|e| format!("supernode: cannot resolve {s:?}: {e}"))?
-                .collect();
-            let first = addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied();
-            supernodes.push(first.ok_or_else(|| format!("supernode: {s:?} has no address"))?);
-        }
+        let supernodes = resolve_supernodes(&self.supernode)?;
         let pinned = match &self.supernode_fingerprint {
             Some(f) => Some(
                 f.parse()

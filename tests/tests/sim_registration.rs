@@ -230,3 +230,29 @@ fn abuse_limits_are_enforced_and_counted() {
     w.run_for(Duration::from_millis(50));
     assert!(w.sn.as_ref().unwrap().stats().limit_hits.handshakes >= 150);
 }
+
+#[test]
+fn a_supernode_address_that_changes_is_followed() {
+    let mut w = World::new(7, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    // The edge starts with a stale address (the name used to resolve elsewhere).
+    let stale: std::net::SocketAddr = "203.0.113.250:7777".parse().unwrap();
+    let real: std::net::SocketAddr = n2n_tests::SN_ADDR.parse().unwrap();
+    let now = w.now;
+    w.edges[a]
+        .core
+        .handle_command(now, n2n_edge::proto::Command::SetSupernodes(vec![stale]));
+    w.drain();
+    w.run_for(Duration::from_secs(5));
+    assert!(!w.edges[a].core.is_registered());
+    let regs = w.edges[a].core.stats().registrations;
+    // Re-resolution yields the real address: the edge registers there.
+    let now = w.now;
+    w.edges[a]
+        .core
+        .handle_command(now, n2n_edge::proto::Command::SetSupernodes(vec![real]));
+    w.drain();
+    assert!(w.run_until(Duration::from_secs(5), |w| w.edges[a].core.is_registered()));
+    assert_eq!(w.edges[a].core.supernode(), Some(real));
+    assert!(w.edges[a].core.stats().registrations > regs);
+}

@@ -159,6 +159,15 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         _ => None,
     };
 
+    // Supernode names are resolved again every minute (n2n-go resolved once, at start), so
+    // a supernode that moves to a new address is followed.
+    let names = s.supernode.clone();
+    let (resolved_tx, mut resolved_rx) = mpsc::channel::<Vec<SocketAddr>>(1);
+    let mut reresolve = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+
     let mut published = shared.snapshot.load_full();
     tokio::pin!(shutdown);
     loop {
@@ -179,6 +188,21 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
             _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
             Some((q, reply)) = api_rx.recv() => {
                 let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
+            }
+            _ = reresolve.tick() => {
+                let (names, tx) = (names.clone(), resolved_tx.clone());
+                tokio::task::spawn_blocking(move || match crate::config::resolve_supernodes(&names) {
+                    Ok(addrs) => {
+                        let _ = tx.try_send(addrs);
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                });
+            }
+            Some(addrs) = resolved_rx.recv() => {
+                if addrs != core.config().supernodes {
+                    tracing::info!(?addrs, "supernode addresses changed");
+                }
+                core.handle_command(Instant::now(), Command::SetSupernodes(addrs));
             }
             Some(mapped) = map_rx.recv() => {
                 let mut c = lan.clone();

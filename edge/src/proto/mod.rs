@@ -84,6 +84,9 @@ pub enum Event {
 pub enum Command {
     /// Replace the LAN/mapped candidates we advertise.
     SetCandidates(Vec<Candidate>),
+    /// The supernode names resolved to these addresses now (DNS changed, or a re-resolve
+    /// after losing the supernode). If the one in use is gone, register with the first.
+    SetSupernodes(Vec<SocketAddr>),
     /// Say goodbye to the supernode (before exit).
     Shutdown,
 }
@@ -328,6 +331,21 @@ impl Edge {
             Command::SetCandidates(c) => {
                 self.config.candidates = c;
                 self.send_heartbeat(now);
+            }
+            Command::SetSupernodes(list) => {
+                if list.is_empty() || list == self.config.supernodes {
+                    return;
+                }
+                let current = self.supernode();
+                self.config.supernodes = list;
+                match current.and_then(|c| self.config.supernodes.iter().position(|a| *a == c)) {
+                    Some(i) => self.sn_index = i,
+                    None => {
+                        self.sn_index = 0;
+                        self.sn = None;
+                        self.start_hello(now, 0);
+                    }
+                }
             }
             Command::Shutdown => {
                 if let (Phase::Up, Some(id)) = (&self.phase, self.my_id) {
