@@ -11,6 +11,44 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::{Lab, api, ok, sh, supernode_bin, wait_for};
 
+/// The IPv6 link-local address of n2n0 in `ns`, waiting until it is no longer tentative.
+fn link_local(lab: &Lab, ns: &str) -> String {
+    let mut addr = String::new();
+    wait_for(
+        &format!("{ns}'s IPv6 link-local address"),
+        Duration::from_secs(10),
+        || {
+            let out = ok(&[
+                "ip",
+                "-n",
+                &lab.ns(ns),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "n2n0",
+                "scope",
+                "link",
+            ]);
+            if out.contains("tentative") {
+                return false;
+            }
+            addr = out
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            !addr.is_empty()
+        },
+    );
+    addr
+}
+
 #[test]
 fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     assert!(
@@ -121,61 +159,10 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
         "ARP: {neigh}"
     );
 
-    // IPv6 link-local across the overlay (multicast neighbour discovery included).
-    let mut ll_b = String::new();
-    wait_for(
-        "b's IPv6 link-local address",
-        Duration::from_secs(10),
-        || {
-            let out = ok(&[
-                "ip",
-                "-n",
-                &lab.ns("b"),
-                "-6",
-                "-o",
-                "addr",
-                "show",
-                "dev",
-                "n2n0",
-                "scope",
-                "link",
-            ]);
-            if out.contains("tentative") {
-                return false;
-            }
-            ll_b = out
-                .split_whitespace()
-                .skip_while(|w| *w != "inet6")
-                .nth(1)
-                .unwrap_or("")
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            !ll_b.is_empty()
-        },
-    );
-    // Our own link-local must have finished duplicate address detection too.
-    wait_for(
-        "a's IPv6 link-local address",
-        Duration::from_secs(10),
-        || {
-            let out = ok(&[
-                "ip",
-                "-n",
-                &lab.ns("a"),
-                "-6",
-                "-o",
-                "addr",
-                "show",
-                "dev",
-                "n2n0",
-                "scope",
-                "link",
-            ]);
-            out.contains("inet6") && !out.contains("tentative")
-        },
-    );
+    // IPv6 link-local across the overlay (multicast neighbour discovery included), once
+    // both addresses finished duplicate address detection.
+    let ll_b = link_local(&lab, "b");
+    link_local(&lab, "a");
     let target = format!("{ll_b}%n2n0");
     let ping6 = lab.exec(
         "a",
