@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Lab, api, ok, sh, supernode_bin, wait_for};
+use support::{Lab, api, ok, sh, wait_for};
 
 /// The IPv6 link-local address of n2n0 in `ns`, waiting until it is no longer tentative.
 fn link_local(lab: &Lab, ns: &str) -> String {
@@ -57,16 +57,7 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     );
     let mut lab = Lab::new();
     let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
-    let sn_dir = lab.dir.path().join("sn");
-    let sn_args = [
-        "-listen",
-        ":7777",
-        "-state-dir",
-        sn_dir.to_str().unwrap(),
-        "-api-listen",
-        "",
-    ];
-    lab.spawn("sn", &supernode_bin(), &sn_args, "sn.log");
+    lab.start_supernode();
     for (ns, name) in [("a", "alpha"), ("b", "bravo")] {
         let state = lab.dir.path().join(ns);
         let args = [

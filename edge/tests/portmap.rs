@@ -8,26 +8,13 @@ mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{Lab, api, ok, supernode_bin, wait_for, wait_until};
+use support::{Lab, api, ok, wait_for, wait_until};
 
 fn scenario(upnp: bool, natpmp: bool) {
     let mut lab = Lab::new();
     lab.add_upnp_router();
     lab.start_miniupnpd(upnp, natpmp);
-    let sn_dir = lab.dir.path().join("sn");
-    lab.spawn(
-        "sn",
-        &supernode_bin(),
-        &[
-            "-listen",
-            ":7777",
-            "-state-dir",
-            sn_dir.to_str().unwrap(),
-            "-api-listen",
-            "",
-        ],
-        "sn.log",
-    );
+    lab.start_supernode();
     let state = lab.dir.path().join("n");
     let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
     let args = [

@@ -10,10 +10,7 @@ pub fn render(sn: &Supernode, info: &DaemonInfo) -> String {
     let st = sn.stats();
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        n2n_common::stats::write_metric(&mut out, name, kind, help, value)
     };
     metric(
         "n2n_supernode_edges",
