@@ -20,16 +20,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Options {
     /// Number of edges.
     #[arg(long, default_value_t = 10_000)]
-    edges: usize,
+    pub edges: usize,
     /// Number of communities the edges are spread over.
     #[arg(long, default_value_t = 1_000)]
-    communities: usize,
+    pub communities: usize,
     /// Seconds of heartbeating after everyone registered.
     #[arg(long, default_value_t = 15)]
-    hold: u64,
+    pub hold: u64,
     /// The supernode binary (default: next to this one).
     #[arg(long)]
-    supernode: Option<PathBuf>,
+    pub supernode: Option<PathBuf>,
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
@@ -60,67 +60,127 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// A `supernode` process on loopback, stopped and its state removed on drop.
+pub struct SnProcess {
+    child: std::process::Child,
+    state: PathBuf,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Its API address.
+    pub api: SocketAddr,
+}
+
+impl SnProcess {
+    /// Starts the supernode binary next to this one (or `exe`) with `limits` YAML lines.
+    pub async fn start(exe: Option<PathBuf>, limits: &str) -> anyhow::Result<Self> {
+        let exe = match exe {
+            Some(p) => p,
+            None => std::env::current_exe()?.with_file_name("supernode"),
+        };
+        let state = std::env::temp_dir().join(format!(
+            "n2n-bench-sn-{}-{}",
+            std::process::id(),
+            free_port()?
+        ));
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let config = state.join("supernode.yaml");
+        std::fs::create_dir_all(&state)?;
+        std::fs::write(
+            &config,
+            format!("limits:\n{limits}expiry: 120s\nudp_buffer_size: 16777216\nlog_level: warn\n"),
+        )?;
+        let child = Command::new(&exe)
+            .args(["-config", &config.display().to_string()])
+            .args(["-state-dir", &state.display().to_string()])
+            .args([
+                "-listen",
+                &addr.to_string(),
+                "-api-listen",
+                &api.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("start {}", exe.display()))?;
+        let sn = Self {
+            child,
+            state,
+            addr,
+            api,
+        };
+        for _ in 0..100 {
+            if api_get(api, "/status").await.is_ok() {
+                return Ok(sn);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("supernode API did not come up")
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// GET on its API.
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        api_get(self.api, path).await
+    }
+}
+
+impl Drop for SnProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// What one load run measured.
+pub struct LoadResult {
+    /// RSS before any edge, KiB.
+    pub idle_kib: u64,
+    /// RSS with every edge registered and heartbeating, KiB.
+    pub loaded_kib: u64,
+    /// Peak RSS, KiB.
+    pub peak_kib: u64,
+    /// Registrations per second.
+    pub reg_per_sec: f64,
+}
+
 /// Runs the mode.
 pub async fn run(o: Options) -> anyhow::Result<()> {
+    let r = load(&o).await?;
+    println!(
+        "supernode RSS: idle {:.1} MiB, with {} edges heartbeating {:.1} MiB (peak {:.1} MiB), {:.2} KiB per edge; {:.0} registrations/s",
+        r.idle_kib as f64 / 1024.0,
+        o.edges,
+        r.loaded_kib as f64 / 1024.0,
+        r.peak_kib as f64 / 1024.0,
+        r.loaded_kib.saturating_sub(r.idle_kib) as f64 / o.edges as f64,
+        r.reg_per_sec
+    );
+    Ok(())
+}
+
+/// Registers `o.edges` edges against a fresh supernode and measures it.
+pub async fn load(o: &Options) -> anyhow::Result<LoadResult> {
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     let want = (o.edges as u64 + 1024).max(soft);
     rlimit::setrlimit(rlimit::Resource::NOFILE, want, hard.max(want))
         .context("raise the open-file limit (run as root)")?;
-    let exe = match o.supernode.clone() {
-        Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("supernode"),
-    };
-    let state = std::env::temp_dir().join(format!("n2n-snload-{}", std::process::id()));
-    let (udp, api) = (free_port()?, free_port()?);
-    let sn: SocketAddr = ([127, 0, 0, 1], udp).into();
-    let api_addr: SocketAddr = ([127, 0, 0, 1], api).into();
-    let config = state.join("supernode.yaml");
-    std::fs::create_dir_all(&state)?;
-    std::fs::write(
-        &config,
-        "limits:\n  handshakes_per_source: 100000.0\n  max_edges_per_community: 100000\nexpiry: 120s\nudp_buffer_size: 16777216\nlog_level: warn\n",
-    )?;
-    let mut child = Command::new(&exe)
-        .args([
-            "-config",
-            config.to_str().unwrap_or_default(),
-            "-state-dir",
-            state.to_str().unwrap_or_default(),
-        ])
-        .args([
-            "-listen",
-            &sn.to_string(),
-            "-api-listen",
-            &api_addr.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("start {}", exe.display()))?;
-    let pid = child.id();
-    let result = drive(&o, sn, api_addr, pid).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&state);
-    result
+    let sn = SnProcess::start(
+        o.supernode.clone(),
+        "  handshakes_per_source: 100000.0\n  max_edges_per_community: 100000\n",
+    )
+    .await?;
+    drive(o, &sn).await
 }
 
-async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow::Result<()> {
-    let mut up = false;
-    for _ in 0..100 {
-        if api_get(api, "/status").await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !up {
-        bail!("supernode API did not come up");
-    }
+async fn drive(o: &Options, sn: &SnProcess) -> anyhow::Result<LoadResult> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle, _) = rss_kib(pid)?;
-    println!("supernode idle RSS: {:.1} MiB", idle as f64 / 1024.0);
-
+    let (idle_kib, _) = rss_kib(sn.pid())?;
     let keys: Vec<CommunityKeys> = (0..o.communities)
         .map(|c| CommunityKeys::derive(&format!("c{c}"), Some("load"), KdfParams::FAST_INSECURE))
         .collect();
@@ -129,34 +189,19 @@ async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow
     for i in 0..o.edges {
         let c = i % o.communities;
         let name = format!("c{c}");
-        let mut machine = [0u8; 16];
-        machine[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let community_keys = keys.get(c).cloned().context("community keys")?;
-        let mut cfg = EdgeConfig::new(&name, community_keys, edge_mac(&machine, &name), vec![sn]);
-        cfg.key_rotation = None;
-        // Spread edges over loopback addresses, as real edges come from many hosts.
-        let ip = IpAddr::V4(Ipv4Addr::new(
-            127,
-            1 + (i / 60000) as u8,
-            ((i / 250) % 240) as u8,
-            1 + (i % 250) as u8,
-        ));
-        let socket = tokio::net::UdpSocket::bind((ip, 0))
+        let socket = tokio::net::UdpSocket::bind((loopback_for(i), 0))
             .await
-            .with_context(|| format!("bind edge {i} on {ip}"))?;
-        let reg = registered.clone();
-        tokio::spawn(edge_task(
-            socket,
-            Edge::new(cfg, CoreRng::seeded(i as u64), Instant::now()),
-            reg,
-        ));
+            .with_context(|| format!("bind edge {i} on {}", loopback_for(i)))?;
+        let core = edge_core(&name, community_keys, i, sn.addr);
+        tokio::spawn(edge_task(socket, core, registered.clone(), None));
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let st = api_get(api, "/status").await?;
+        let st = sn.get("/status").await?;
         let edges = st.get("edges").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
         if edges >= o.edges {
             break;
@@ -166,33 +211,154 @@ async fn drive(o: &Options, sn: SocketAddr, api: SocketAddr, pid: u32) -> anyhow
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let took = start.elapsed();
-    println!(
-        "{} edges in {} communities registered in {:.1} s ({:.0} registrations/s)",
-        o.edges,
-        o.communities,
-        took.as_secs_f64(),
-        o.edges as f64 / took.as_secs_f64()
-    );
+    let reg_per_sec = o.edges as f64 / start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(o.hold)).await;
-    let st = api_get(api, "/status").await?;
-    let (rss, hwm) = rss_kib(pid)?;
-    println!(
-        "supernode RSS with {} edges heartbeating: {:.1} MiB (peak {:.1} MiB), {:.1} KiB per edge above idle; still registered: {}",
-        o.edges,
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0,
-        (rss.saturating_sub(idle)) as f64 / o.edges as f64,
-        st.get("edges").cloned().unwrap_or_default()
-    );
-    println!(
-        "edge-side registrations seen: {}",
-        registered.load(Ordering::Relaxed)
-    );
-    Ok(())
+    let st = sn.get("/status").await?;
+    let still = st.get("edges").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+    if still < o.edges {
+        bail!(
+            "only {still} of {} edges still registered after {} s of heartbeats",
+            o.edges,
+            o.hold
+        );
+    }
+    let (loaded_kib, peak_kib) = rss_kib(sn.pid())?;
+    Ok(LoadResult {
+        idle_kib,
+        loaded_kib,
+        peak_kib,
+        reg_per_sec,
+    })
 }
 
-async fn edge_task(socket: tokio::net::UdpSocket, mut core: Edge, registered: Arc<AtomicUsize>) {
+/// Edges come from many hosts: spread them over loopback addresses.
+fn loopback_for(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1 + (i / 60000) as u8,
+        ((i / 250) % 240) as u8,
+        1 + (i % 250) as u8,
+    ))
+}
+
+fn edge_core(community: &str, keys: CommunityKeys, i: usize, sn: SocketAddr) -> Edge {
+    let mut machine = [0u8; 16];
+    machine[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    let mut cfg = EdgeConfig::new(community, keys, edge_mac(&machine, community), vec![sn]);
+    cfg.key_rotation = None;
+    Edge::new(cfg, CoreRng::seeded(i as u64), Instant::now())
+}
+
+/// Relay throughput: `senders` registered edges flood one registered receiver with
+/// `size`-byte data packets through the supernode for `secs`; returns (offered, relayed)
+/// packets per second as seen by the senders and the receiver.
+pub async fn relay(
+    exe: Option<PathBuf>,
+    senders: usize,
+    size: usize,
+    secs: f64,
+) -> anyhow::Result<(f64, f64)> {
+    let sn = SnProcess::start(
+        exe,
+        "  handshakes_per_source: 100000.0\n  relay_pps_per_edge: 100000000.0\n",
+    )
+    .await?;
+    let keys = CommunityKeys::derive("relay", Some("load"), KdfParams::FAST_INSECURE);
+    let mut edges = Vec::new();
+    for i in 0..=senders {
+        let socket = tokio::net::UdpSocket::bind((loopback_for(i), 0)).await?;
+        let core = edge_core("relay", keys.clone(), i, sn.addr);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(edge_task(
+            socket,
+            core,
+            Arc::new(AtomicUsize::new(0)),
+            Some(tx),
+        ));
+        let id = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .context("edge did not register within 10 s")??;
+        // The core is done: the raw socket carries the benchmark's packets from here on.
+        let socket = task.await?.context("edge socket")?.into_std()?;
+        socket.set_nonblocking(false)?;
+        edges.push((socket, id));
+    }
+    let (receiver, dst) = edges.remove(0);
+    receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let snaddr = sn.addr;
+    let budget = Duration::from_secs_f64(secs);
+    let result =
+        tokio::task::spawn_blocking(move || blast(edges, receiver, dst, snaddr, size, budget))
+            .await??;
+    Ok(result)
+}
+
+fn blast(
+    senders: Vec<(std::net::UdpSocket, u32)>,
+    receiver: std::net::UdpSocket,
+    dst: u32,
+    sn: SocketAddr,
+    size: usize,
+    budget: Duration,
+) -> anyhow::Result<(f64, f64)> {
+    use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = {
+        let (stop, got) = (stop.clone(), got.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if receiver.recv(&mut buf).is_ok() {
+                    got.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    for (_, src) in &senders {
+        let mut h = [0u8; HEADER_LEN];
+        DataHeader {
+            flags: 0,
+            dst,
+            src: *src,
+            counter: 1,
+        }
+        .emit(&mut h);
+        let mut p = h.to_vec();
+        p.resize(size.max(HEADER_LEN + 16), 0);
+        packets.push(p);
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let before = got.load(Ordering::Relaxed);
+    'outer: loop {
+        for ((socket, _), p) in senders.iter().zip(&packets) {
+            if socket.send_to(p, sn).is_ok() {
+                sent += 1;
+            }
+        }
+        if sent % 1024 < senders.len() as u64 && start.elapsed() >= budget {
+            break 'outer;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Packets still in flight land within a few milliseconds.
+    std::thread::sleep(Duration::from_millis(50));
+    let relayed = got.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    let _ = counter.join();
+    Ok((sent as f64 / secs, relayed as f64 / secs))
+}
+
+/// Drives one edge core. With `done`, stops once registered, reports the edge id and
+/// hands the socket back.
+async fn edge_task(
+    socket: tokio::net::UdpSocket,
+    mut core: Edge,
+    registered: Arc<AtomicUsize>,
+    mut done: Option<tokio::sync::oneshot::Sender<u32>>,
+) -> Option<tokio::net::UdpSocket> {
     let mut buf = vec![0u8; 2048];
     let mut counted = false;
     loop {
@@ -207,12 +373,16 @@ async fn edge_task(socket: tokio::net::UdpSocket, mut core: Edge, registered: Ar
         }
         while core.poll_event().is_some() {}
         while core.poll_frame().is_some() {}
+        while let Some(t) = core.poll_transmit() {
+            let _ = socket.send_to(&t.payload, t.dst).await;
+        }
         if !counted && core.is_registered() {
             counted = true;
             registered.fetch_add(1, Ordering::Relaxed);
-        }
-        while let Some(t) = core.poll_transmit() {
-            let _ = socket.send_to(&t.payload, t.dst).await;
+            if let (Some(tx), Some(id)) = (done.take(), core.edge_id()) {
+                let _ = tx.send(id);
+                return Some(socket);
+            }
         }
     }
 }
