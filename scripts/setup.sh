@@ -11,6 +11,7 @@ need ping iputils-ping
 need python3 python3
 need nft nftables
 need iperf3 iperf3
+need ethtool ethtool
 need curl curl
 need setpriv util-linux
 need conntrack conntrack

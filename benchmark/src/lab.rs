@@ -90,15 +90,18 @@ impl Lab {
             ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             for (n, dev) in [(&sw, port.as_str()), (&ns, "eth0")] {
-                // Best effort: without ethtool the veths keep their offloads.
-                let _ = Command::new("ip")
+                let st = Command::new("ip")
                     .args([
                         "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off",
                         "gro", "off",
                     ])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
-                    .status();
+                    .status()
+                    .context("run ethtool (scripts/setup.sh installs it)")?;
+                if !st.success() {
+                    bail!("ethtool could not turn offloads off on {dev} in {n}");
+                }
             }
         }
         // Some daemons (vpncloud) insist on a default route; it points at the lab's sn host,
@@ -312,9 +315,18 @@ fn clock_ticks() -> f64 {
 
 /// Peak resident memory (VmHWM) of `pid` in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident memory (VmRSS) of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }

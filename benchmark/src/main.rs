@@ -281,7 +281,7 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
         );
         progress.tick();
         progress.doing("supernode: relay");
-        let (offered, relayed) = snload::relay(None, 4, 1432, profile.relay_secs).await?;
+        let (offered, relayed, cpu) = snload::relay(None, 4, 1432, profile.relay_secs).await?;
         report.add(
             sn,
             sn,
@@ -298,6 +298,25 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
             relayed / 1e3,
             Better::Higher,
         );
+        report.add(
+            sn,
+            sn,
+            "CPU while relaying",
+            "% of a core",
+            cpu,
+            Better::Lower,
+        );
+        if cpu > 0.0 {
+            let per_core = relayed / 1e3 / (cpu / 100.0);
+            report.add(
+                sn,
+                sn,
+                "relayed per core-second",
+                "kpps",
+                per_core,
+                Better::Higher,
+            );
+        }
         progress.tick();
     }
     progress.finish();

@@ -88,7 +88,7 @@ impl SnProcess {
         std::fs::create_dir_all(&state)?;
         std::fs::write(
             &config,
-            format!("limits:\n{limits}expiry: 120s\nudp_buffer_size: 16777216\nlog_level: warn\n"),
+            format!("limits:\n{limits}expiry: 120s\nudp_buffer_size: 16777216\nlog_level: error\n"),
         )?;
         let child = Command::new(&exe)
             .args(["-config", &config.display().to_string()])
@@ -251,13 +251,14 @@ fn edge_core(community: &str, keys: CommunityKeys, i: usize, sn: SocketAddr) -> 
 
 /// Relay throughput: `senders` registered edges flood one registered receiver with
 /// `size`-byte data packets through the supernode for `secs`; returns (offered, relayed)
-/// packets per second as seen by the senders and the receiver.
+/// packets per second as seen by the senders and the receiver, and the supernode's CPU use
+/// meanwhile (percent of one core).
 pub async fn relay(
     exe: Option<PathBuf>,
     senders: usize,
     size: usize,
     secs: f64,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, f64)> {
     let sn = SnProcess::start(
         exe,
         "  handshakes_per_source: 100000.0\n  relay_pps_per_edge: 100000000.0\n",
@@ -287,10 +288,16 @@ pub async fn relay(
     receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
     let snaddr = sn.addr;
     let budget = Duration::from_secs_f64(secs);
-    let result =
+    let pid = sn.pid();
+    let cpu_before = crate::lab::cpu_seconds(pid).unwrap_or(0.0);
+    let started = Instant::now();
+    let (offered, relayed) =
         tokio::task::spawn_blocking(move || blast(edges, receiver, dst, snaddr, size, budget))
             .await??;
-    Ok(result)
+    let cpu = (crate::lab::cpu_seconds(pid).unwrap_or(0.0) - cpu_before)
+        / started.elapsed().as_secs_f64()
+        * 100.0;
+    Ok((offered, relayed, cpu))
 }
 
 fn blast(

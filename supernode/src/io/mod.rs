@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod store;
+mod udp;
 
 use crate::api::{self, ApiRequest};
 use crate::config::Settings;
@@ -126,7 +127,8 @@ pub async fn serve(
         }
     };
 
-    let mut buf = vec![0u8; 65536];
+    let mut udp = udp::BatchSocket::new(socket)?;
+    let mut pending = Vec::new();
     let mut events = Vec::new();
     let mut open_logged = BTreeSet::new();
     tokio::pin!(shutdown);
@@ -137,18 +139,10 @@ pub async fn serve(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            r = socket.recv_from(&mut buf) => {
-                let now = Instant::now();
-                match r {
-                    Ok((n, from)) => core.handle_datagram(now, from, buf.get(..n).unwrap_or_default()),
-                    // ICMP errors for earlier sends surface here on Linux; nothing to do.
-                    Err(e) => tracing::debug!(error = %e, "recv"),
-                }
-                for _ in 1..BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => core.handle_datagram(now, from, buf.get(..n).unwrap_or_default()),
-                        Err(_) => break,
-                    }
+            r = udp.readable() => {
+                if r.is_ok() {
+                    let now = Instant::now();
+                    udp.drain(BATCH, |from, d| core.handle_datagram(now, from, d));
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
@@ -168,10 +162,10 @@ pub async fn serve(
             }
             events.clear();
         }
-        while let Some(t) = core.poll_transmit() {
-            if let Err(e) = socket.send_to(&t.payload, t.dst).await {
-                tracing::debug!(error = %e, dst = %t.dst, "send");
-            }
+        pending.extend(std::iter::from_fn(|| core.poll_transmit()));
+        if !pending.is_empty() {
+            udp.send_all(&pending).await;
+            pending.clear();
         }
     }
     tracing::info!("shutting down: flushing state");
