@@ -36,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// Components, TAP, end to end (native and n2n-rs) and supernode (the default).
+    /// Components, TAP, end to end (native, n2n-rs direct and relayed) and supernode (the default).
     Run(RunOptions),
     /// As `run`, plus tinc, nebula, vpncloud and boringtun where installed.
     Compare(RunOptions),
@@ -182,7 +182,7 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
     // Namespace names unique to this process, so parallel runs (tests) do not collide.
     let prefix = format!("nb{}-", std::process::id() % 100_000);
 
-    let mut systems = vec![System::Native, System::N2nRs];
+    let mut systems = vec![System::Native, System::N2nRs, System::N2nRsRelayed];
     if compare {
         for p in overlays::PEERS {
             match p.missing() {
@@ -233,7 +233,7 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
                     .context("a daemon died during the measurement")
             })();
             if let Err(e) = result {
-                if system == System::Native || system == System::N2nRs {
+                if !overlays::PEERS.contains(&system) {
                     return Err(e.context(format!("{} end to end", system.name())));
                 }
                 report.skip(format!("{}: {e:#}", system.name()));

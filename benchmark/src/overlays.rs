@@ -14,8 +14,10 @@ use std::time::Duration;
 pub enum System {
     /// The veth path with no overlay.
     Native,
-    /// This project.
+    /// This project, direct path.
     N2nRs,
+    /// This project with the direct path blocked: every frame through the supernode.
+    N2nRsRelayed,
     /// tinc 1.0 in switch (L2) mode.
     Tinc,
     /// Nebula with a lighthouse on `sn`.
@@ -81,6 +83,7 @@ impl System {
         match self {
             System::Native => crate::report::NATIVE,
             System::N2nRs => "n2n-rs",
+            System::N2nRsRelayed => "n2n-rs relayed",
             System::Tinc => "tinc",
             System::Nebula => "nebula",
             System::Vpncloud => "vpncloud",
@@ -90,7 +93,7 @@ impl System {
 
     fn programs(self) -> &'static [&'static str] {
         match self {
-            System::Native | System::N2nRs => &[],
+            System::Native | System::N2nRs | System::N2nRsRelayed => &[],
             System::Tinc => &["tincd"],
             System::Nebula => &["nebula", "nebula-cert"],
             System::Vpncloud => &["vpncloud"],
@@ -124,7 +127,8 @@ impl System {
                 pids: Vec::new(),
                 mtu: lab.mtu(Host::A, "eth0")?,
             }),
-            System::N2nRs => n2n_rs(lab, bins),
+            System::N2nRs => n2n_rs(lab, bins, false),
+            System::N2nRsRelayed => n2n_rs(lab, bins, true),
             System::Tinc => tinc(lab),
             System::Nebula => nebula(lab),
             System::Vpncloud => vpncloud(lab),
@@ -176,8 +180,28 @@ fn path_str(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
-fn n2n_rs(lab: &mut Lab, bins: &Bins) -> anyhow::Result<Up> {
+fn n2n_rs(lab: &mut Lab, bins: &Bins, relayed: bool) -> anyhow::Result<Up> {
     let (edge, sn) = (path_str(&bins.edge), path_str(&bins.supernode));
+    if relayed {
+        // a and b cannot reach each other (as behind two symmetric NATs); both reach sn.
+        for (h, other) in [(Host::A, Host::B), (Host::B, Host::A)] {
+            let other = other.ip().to_string();
+            lab.check(h, &["nft", "add", "table", "inet", "bench"])?;
+            lab.check(
+                h,
+                &[
+                    "nft",
+                    "add chain inet bench out { type filter hook output priority 0; }",
+                ],
+            )?;
+            lab.check(
+                h,
+                &[
+                    "nft", "add", "rule", "inet", "bench", "out", "ip", "daddr", &other, "drop",
+                ],
+            )?;
+        }
+    }
     let dir = lab.dir().to_path_buf();
     let sn_state = path_str(&dir.join("sn"));
     lab.spawn(
@@ -229,33 +253,39 @@ fn n2n_rs(lab: &mut Lab, bins: &Bins) -> anyhow::Result<Up> {
     }
     let server = server.context("edge on b got no address within 15 s")?;
     lab.wait_ping(Host::A, server, Duration::from_secs(15))?;
-    wait_direct(lab, &edge)?;
+    wait_path(lab, &edge, if relayed { "relayed" } else { "direct" })?;
+    let version = env!("CARGO_PKG_VERSION");
     Ok(Up {
-        subject: subject("n2n-rs", env!("CARGO_PKG_VERSION").into()),
+        subject: if relayed {
+            format!("n2n-rs {version} relayed")
+        } else {
+            format!("n2n-rs {version}")
+        },
         server,
         pids,
         mtu: lab.mtu(Host::A, "n2n0")?,
     })
 }
 
-/// Waits until a's edge reports a direct path to b (so relaying is not what gets measured).
-fn wait_direct(lab: &Lab, edge: &str) -> anyhow::Result<()> {
+/// Waits until a's edge reports `path` ("direct" or "relayed") to b, so the intended path is
+/// what gets measured.
+fn wait_path(lab: &Lab, edge: &str, path: &str) -> anyhow::Result<()> {
     for _ in 0..100 {
         let out = lab.exec(Host::A, &[edge, "peers", "--json"])?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let direct = json
+        let found = json
             .get("peers")
             .and_then(|p| p.as_array())
             .is_some_and(|p| {
                 p.iter()
-                    .any(|p| p.get("path").and_then(|v| v.as_str()) == Some("direct"))
+                    .any(|p| p.get("path").and_then(|v| v.as_str()) == Some(path))
             });
-        if direct {
+        if found {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("n2n-rs: no direct path between a and b within 10 s")
+    bail!("n2n-rs: no {path} path between a and b within 10 s")
 }
 
 fn tinc(lab: &mut Lab) -> anyhow::Result<Up> {
