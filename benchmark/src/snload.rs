@@ -286,6 +286,8 @@ pub async fn relay(
     }
     let (receiver, dst) = edges.remove(0);
     receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // Bursts must not overflow the receiving socket: loss there would be charged to the relay.
+    socket2::SockRef::from(&receiver).set_recv_buffer_size(16 << 20)?;
     let snaddr = sn.addr;
     let budget = Duration::from_secs_f64(secs);
     let pid = sn.pid();

@@ -27,7 +27,10 @@ impl BatchSocket {
         // Room for the largest datagram, or for a GRO run (the kernel caps those at 64 KiB).
         // Pages are only touched as data arrives.
         Ok(Self {
-            bufs: vec![vec![0u8; 65_536]; quinn_udp::BATCH_SIZE],
+            // One allocation each (not clones of one), so untouched pages stay unmapped.
+            bufs: (0..quinn_udp::BATCH_SIZE)
+                .map(|_| vec![0u8; 65_536])
+                .collect(),
             meta: vec![quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE],
             gso: Vec::with_capacity(MAX_GSO_BYTES),
             socket,
