@@ -21,7 +21,7 @@ use n2n_common::timer::TimerTable;
 use n2n_common::types::{EdgeId, Mac, Transmit};
 use n2n_common::wire::sealed::SealedMessage;
 use n2n_common::wire::{self, Form};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -144,6 +144,9 @@ pub struct Supernode {
     start: Instant,
     unix_at_start: u64,
     communities: BTreeMap<String, Community>,
+    /// The subnets of `communities`, kept beside them so a new community's subnet is chosen
+    /// without walking every community.
+    subnets: BTreeSet<Ipv4Addr>,
     edges: BTreeMap<EdgeId, EdgeRecord>,
     next_edge_id: EdgeId,
     handshakes: KeyedLimiter<IpAddr>,
@@ -186,6 +189,7 @@ impl Supernode {
             start: now,
             unix_at_start: unix_now,
             communities: BTreeMap::new(),
+            subnets: BTreeSet::new(),
             edges: BTreeMap::new(),
             next_edge_id: 1,
             transmits: VecDeque::new(),
@@ -205,8 +209,7 @@ impl Supernode {
                 .get(&rec.name)
                 .cloned()
                 .unwrap_or_default();
-            self.communities
-                .insert(rec.name.clone(), Community::new(&rec, policy));
+            self.add_community(&rec, policy);
         }
         for lease in state.leases {
             self.next_edge_id = self.next_edge_id.max(lease.edge_id.saturating_add(1));
@@ -214,6 +217,13 @@ impl Supernode {
                 c.restore(lease);
             }
         }
+    }
+
+    /// Adds a community (communities are never removed, so `subnets` only grows).
+    fn add_community(&mut self, rec: &CommunityRecord, policy: CommunityPolicy) {
+        self.subnets.insert(rec.subnet);
+        self.communities
+            .insert(rec.name.clone(), Community::new(rec, policy));
     }
 
     /// The identity fingerprint edges can pin.

@@ -1,6 +1,6 @@
 //! The hello exchange and registration: admission, leases, the ack and the peer list.
 
-use super::{Community, CommunityRecord, EdgeRecord, Event, Lease, Supernode, community};
+use super::{CommunityRecord, EdgeRecord, Event, Lease, Supernode, community};
 use n2n_common::crypto::aead::SessionKey;
 use n2n_common::crypto::kdf;
 use n2n_common::ratelimit::TokenBucket;
@@ -10,7 +10,6 @@ use n2n_common::types::MAX_EDGE_ID;
 use n2n_common::wire::messages::RegisterBody;
 use n2n_common::wire::plain::{PlainMessage, REGISTER_AAD_LEN};
 use n2n_common::wire::sealed::{NakCode, SealedMessage};
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 use x25519_dalek::PublicKey;
@@ -241,7 +240,7 @@ impl Supernode {
             .get(name)
             .cloned()
             .unwrap_or_default();
-        let taken: BTreeSet<_> = self.communities.values().map(|c| c.subnet).collect();
+        let taken = &self.subnets;
         let chosen = match policy.subnet {
             Some((net, prefix)) if !taken.contains(&net) => Some((net, prefix)),
             Some(_) => None,
@@ -249,7 +248,7 @@ impl Supernode {
                 name,
                 self.config.subnet_pool,
                 self.config.community_prefix,
-                &taken,
+                taken,
             )
             .map(|s| (s, self.config.community_prefix)),
         };
@@ -261,8 +260,7 @@ impl Supernode {
             subnet,
             prefix,
         };
-        self.communities
-            .insert(name.to_string(), Community::new(&rec, policy));
+        self.add_community(&rec, policy);
         self.events.push_back(Event::CommunityCreated(rec));
         true
     }
