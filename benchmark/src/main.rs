@@ -5,6 +5,7 @@
 
 mod chart;
 mod components;
+mod fleet;
 mod lab;
 mod measure;
 mod overlays;

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
 use n2n_common::rng::CoreRng;
 use n2n_edge::proto::{Edge, EdgeConfig};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -166,10 +166,6 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
 
 /// Registers `o.edges` edges against a fresh supernode and measures it.
 pub async fn load(o: &Options) -> anyhow::Result<LoadResult> {
-    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    let want = (o.edges as u64 + 1024).max(soft);
-    rlimit::setrlimit(rlimit::Resource::NOFILE, want, hard.max(want))
-        .context("raise the open-file limit (run as root)")?;
     let sn = SnProcess::start(
         o.supernode.clone(),
         "  handshakes_per_source: 100000.0\n  max_edges_per_community: 100000\n",
@@ -181,39 +177,72 @@ pub async fn load(o: &Options) -> anyhow::Result<LoadResult> {
 async fn drive(o: &Options, sn: &SnProcess) -> anyhow::Result<LoadResult> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_kib, _) = rss_kib(sn.pid())?;
-    let keys: Vec<CommunityKeys> = (0..o.communities)
-        .map(|c| CommunityKeys::derive(&format!("c{c}"), Some("load"), KdfParams::FAST_INSECURE))
-        .collect();
+    let keys = Arc::new(crate::fleet::community_keys(o.communities));
+    // One fleet per core: the edges' side of registration is crypto work too.
+    let fleets = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
     let registered = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
-    for i in 0..o.edges {
-        let c = i % o.communities;
-        let name = format!("c{c}");
-        let community_keys = keys.get(c).cloned().context("community keys")?;
-        let socket = tokio::net::UdpSocket::bind((loopback_for(i), 0))
-            .await
-            .with_context(|| format!("bind edge {i} on {}", loopback_for(i)))?;
-        let core = edge_core(&name, community_keys, i, sn.addr);
-        tokio::spawn(edge_task(socket, core, registered.clone(), None));
-        if i % 200 == 199 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let mut tasks = Vec::new();
+    for f in 0..fleets {
+        let (keys, registered, mut stop) = (keys.clone(), registered.clone(), stop_rx.clone());
+        let (communities, snaddr) = (o.communities, sn.addr);
+        let mine: Vec<usize> = (0..o.edges).filter(|i| i % fleets == f).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut fleet = crate::fleet::Fleet::new(f * 1_000_000 / fleets)?;
+            let mut counted = 0;
+            for (n, i) in mine.into_iter().enumerate() {
+                let c = i % communities;
+                let community_keys = keys.get(c).cloned().context("community keys")?;
+                let core = edge_core(&format!("c{c}"), community_keys, i, snaddr, |cfg| {
+                    // Keepalives between the simulated edges never reach the supernode; slower
+                    // ones leave the generator's CPU to registrations and heartbeats.
+                    cfg.keepalive = Duration::from_secs(25);
+                    cfg.path_timeout = Duration::from_secs(80);
+                });
+                fleet.add(core).await;
+                // Pace the arrivals and serve the replies meanwhile.
+                if n % 100 == 99 {
+                    fleet
+                        .run_until(Instant::now() + Duration::from_millis(5))
+                        .await;
+                }
+            }
+            while !*stop.borrow_and_update() {
+                fleet
+                    .run_until(Instant::now() + Duration::from_millis(100))
+                    .await;
+                registered.fetch_add(fleet.registered_count - counted, Ordering::Relaxed);
+                counted = fleet.registered_count;
+            }
+            anyhow::Ok(())
+        }));
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let st = sn.get("/status").await?;
         let edges = st.get("edges").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-        if edges >= o.edges {
+        if edges >= o.edges && registered.load(Ordering::Relaxed) >= o.edges {
             break;
         }
-        if Instant::now() > deadline {
-            bail!("only {edges} of {} edges registered in 300 s", o.edges);
+        if Instant::now() > deadline || tasks.iter().any(|t| t.is_finished()) {
+            let _ = stop_tx.send(true);
+            for t in tasks {
+                t.await??;
+            }
+            bail!("only {edges} of {} edges registered", o.edges);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let reg_per_sec = o.edges as f64 / start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(o.hold)).await;
     let st = sn.get("/status").await?;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await??;
+    }
     let still = st.get("edges").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
     if still < o.edges {
         bail!(
@@ -231,21 +260,18 @@ async fn drive(o: &Options, sn: &SnProcess) -> anyhow::Result<LoadResult> {
     })
 }
 
-/// Edges come from many hosts: spread them over loopback addresses.
-fn loopback_for(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        1 + (i / 60000) as u8,
-        ((i / 250) % 240) as u8,
-        1 + (i % 250) as u8,
-    ))
-}
-
-fn edge_core(community: &str, keys: CommunityKeys, i: usize, sn: SocketAddr) -> Edge {
+fn edge_core(
+    community: &str,
+    keys: CommunityKeys,
+    i: usize,
+    sn: SocketAddr,
+    tune: impl FnOnce(&mut EdgeConfig),
+) -> Edge {
     let mut machine = [0u8; 16];
     machine[..8].copy_from_slice(&(i as u64).to_be_bytes());
     let mut cfg = EdgeConfig::new(community, keys, edge_mac(&machine, community), vec![sn]);
     cfg.key_rotation = None;
+    tune(&mut cfg);
     Edge::new(cfg, CoreRng::seeded(i as u64), Instant::now())
 }
 
@@ -267,8 +293,8 @@ pub async fn relay(
     let keys = CommunityKeys::derive("relay", Some("load"), KdfParams::FAST_INSECURE);
     let mut edges = Vec::new();
     for i in 0..=senders {
-        let socket = tokio::net::UdpSocket::bind((loopback_for(i), 0)).await?;
-        let core = edge_core("relay", keys.clone(), i, sn.addr);
+        let socket = tokio::net::UdpSocket::bind((crate::fleet::loopback_for(i), 0)).await?;
+        let core = edge_core("relay", keys.clone(), i, sn.addr, |_| {});
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(edge_task(
             socket,
