@@ -127,8 +127,9 @@ impl Fleet {
                 state.recv((&self.socket).into(), &mut iov, meta)
             }) {
                 Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => continue,
+                // Other errors (an ICMP error queued on the socket) end this round too: the
+                // next readiness brings the following datagrams.
+                Err(_) => return,
             };
             let now = Instant::now();
             let mut touched = Vec::with_capacity(n);

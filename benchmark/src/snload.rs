@@ -1,7 +1,7 @@
 //! Supernode load: starts the real `supernode` binary, measures its idle RSS, then brings up
-//! N edge cores (in this process, each on its own UDP socket and loopback address) spread over
-//! M communities, waits until the supernode reports all of them registered, lets heartbeats
-//! run, and measures RSS again.
+//! N edge cores (in this process, each with its own loopback address, in fleets that share a
+//! socket) spread over M communities, waits until the supernode reports all of them
+//! registered, lets heartbeats run, and measures RSS again. Also relay throughput.
 
 use anyhow::{Context, bail};
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
