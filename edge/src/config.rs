@@ -24,6 +24,8 @@ pub struct Settings {
     pub tap_name: String,
     /// TAP MTU.
     pub mtu: u16,
+    /// Let the kernel hand the TAP device TCP super-frames, cut up by the edge (TSO).
+    pub tap_offload: bool,
     /// Heartbeat period upper bound (the supernode may ask for shorter).
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
@@ -60,6 +62,7 @@ impl Default for Settings {
             local_port: 0,
             tap_name: "n2n0".into(),
             mtu: n2n_common::wire::data::DEFAULT_MTU as u16,
+            tap_offload: true,
             heartbeat: Duration::from_secs(10),
             udp_buffer_size: 4 << 20,
             api_listen: "127.0.0.1:7778".into(),
@@ -83,6 +86,7 @@ const KEYS: &[&str] = &[
     "local_port",
     "tap_name",
     "mtu",
+    "tap_offload",
     "heartbeat",
     "udp_buffer_size",
     "api_listen",
@@ -160,6 +164,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supernode_fingerprint: Option<String>,
+    /// TCP segmentation offload on the TAP device (-tap-offload false to disable).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap_offload: Option<bool>,
     /// Map the port with UPnP/NAT-PMP (-port-mapping false to disable).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

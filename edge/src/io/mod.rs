@@ -1,10 +1,13 @@
 //! The edge daemon: the TAP device, the UDP socket, packet workers on the forwarding snapshot,
 //! and one control task that owns the core and serves the local API.
 
+pub mod gro;
 pub mod logstore;
 pub mod machine;
+pub mod offload;
 pub mod portmap;
 pub mod tap;
+pub mod udp;
 pub mod workers;
 
 use crate::api::{self, ApiRequest, DaemonInfo};
@@ -83,7 +86,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     if !keys.has_secret {
         tracing::warn!(community = %s.community, "no passphrase: traffic is encrypted, but anyone who knows the community name can join and read it");
     }
-    let tap = tap::create(&s.tap_name, mac.0, s.mtu)?;
+    let tap = tap::create(&s.tap_name, mac.0, s.mtu, s.tap_offload)?;
     let sock = bind_udp(s.local_port, s.udp_buffer_size)?;
     let local = sock.local_addr()?;
     let first_sn = *r.supernodes.first().context("no supernode")?;
@@ -98,7 +101,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let seed = machine::random_seed()?;
     let started = Instant::now();
     let mut core = Edge::new(cfg, CoreRng::from_seed(seed), started);
-    tracing::info!(tap = %s.tap_name, %mac, udp = %local, community = %s.community, supernode = %first_sn, "edge started");
+    tracing::info!(tap = %s.tap_name, offload = tap.offload(), %mac, udp = %local, community = %s.community, supernode = %first_sn, "edge started");
 
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from(core.forwarding(started)),
@@ -243,7 +246,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     Ok(())
 }
 
-fn drain(core: &mut Edge, tap: &tun_rs::SyncDevice, sock: &UdpSocket, info: &mut DaemonInfo) {
+fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInfo) {
     while let Some(ev) = core.poll_event() {
         match &ev {
             Event::Registered {
@@ -253,7 +256,7 @@ fn drain(core: &mut Edge, tap: &tun_rs::SyncDevice, sock: &UdpSocket, info: &mut
                 supernode,
             } => {
                 tracing::info!(edge_id, %ip, prefix, %supernode, "registered");
-                if let Err(e) = tap::set_address(tap, *ip, *prefix) {
+                if let Err(e) = tap.set_address(*ip, *prefix) {
                     tracing::error!("{e:#}");
                 }
             }
@@ -276,7 +279,7 @@ fn drain(core: &mut Edge, tap: &tun_rs::SyncDevice, sock: &UdpSocket, info: &mut
         }
     }
     while let Some(f) = core.poll_frame() {
-        let _ = tap.send(&f);
+        let _ = tap.write(&f);
     }
     while let Some(t) = core.poll_transmit() {
         if let Err(e) = sock.send_to(&t.payload, t.dst) {

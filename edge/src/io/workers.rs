@@ -2,6 +2,10 @@
 //! current forwarding snapshot, with buffers reused across packets. Everything that is not a
 //! data frame (control, probes) goes to the control task.
 
+use super::gro::Coalescer;
+use super::offload::{self, PLAIN_HDR, VNET_HDR_LEN, VnetHdr};
+use super::tap::Tap;
+use super::udp::{Receiver, Sender};
 use crate::proto::forward::Forwarding;
 use arc_swap::ArcSwap;
 use n2n_common::stats::DropReason;
@@ -13,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tun_rs::SyncDevice;
+
+/// Datagrams (or GRO runs) taken per receive system call.
+const BATCH: usize = 32;
 
 /// What the UDP worker hands to the control task.
 #[derive(Debug)]
@@ -44,12 +50,18 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
-/// Reads frames from the TAP device and sends them to peers.
-pub fn tap_to_udp(tap: Arc<SyncDevice>, sock: UdpSocket, shared: Arc<Shared>) {
-    let mut buf = vec![0u8; 65536];
-    let (mut out, mut scratch) = (Vec::with_capacity(2048), Vec::with_capacity(2048));
+/// Reads frames from the TAP device (super-frames are cut here) and sends them to peers,
+/// runs of datagrams to one peer as one GSO send.
+pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; VNET_HDR_LEN + 65536];
+    let (mut out, mut scratch, mut seg) = (
+        Vec::with_capacity(2048),
+        Vec::with_capacity(2048),
+        Vec::with_capacity(2048),
+    );
+    let mut sender = Sender::new(sock);
     while !shared.stop.load(Ordering::Relaxed) {
-        let n = match tap.recv(&mut buf) {
+        let n = match tap.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
                 if !shared.stop.load(Ordering::Relaxed) {
@@ -60,79 +72,118 @@ pub fn tap_to_udp(tap: Arc<SyncDevice>, sock: UdpSocket, shared: Arc<Shared>) {
             }
         };
         let fwd = shared.snapshot.load();
-        let frame = buf.get(..n).unwrap_or_default();
-        if let Err(reason) = fwd.encapsulate(frame, &mut out, &mut scratch, |to, d| {
-            let _ = sock.send_to(d, to);
-        }) {
-            fwd.counters.count_drop(reason);
+        let mut send = |frame: &[u8]| {
+            if let Err(reason) = fwd.encapsulate(frame, &mut out, &mut scratch, |to, d| {
+                sender.push(to, d);
+            }) {
+                fwd.counters.count_drop(reason);
+            }
+        };
+        let read = buf.get_mut(..n).unwrap_or_default();
+        if tap.offload() {
+            let (hdr, frame) = read.split_at_mut(VNET_HDR_LEN.min(read.len()));
+            let cut = VnetHdr::parse(hdr)
+                .ok_or(DropReason::Malformed)
+                .and_then(|h| offload::segment(&h, frame, &mut seg, &mut send));
+            if let Err(reason) = cut {
+                fwd.counters.count_drop(reason);
+            }
+        } else {
+            send(read);
         }
+        sender.flush();
     }
 }
 
-/// Receives datagrams: data frames are opened and written to the TAP device here; the rest
-/// goes to the control task.
+/// Receives datagrams in batches: data frames are opened and written to the TAP device here;
+/// the rest goes to the control task.
 pub fn udp_to_tap(
-    tap: Arc<SyncDevice>,
+    tap: Arc<Tap>,
     sock: UdpSocket,
     shared: Arc<Shared>,
     control: mpsc::Sender<ToControl>,
 ) {
-    let mut buf = vec![0u8; 65536];
-    let mut scratch = Vec::with_capacity(2048);
-    let mut seen: HashMap<EdgeId, (SocketAddr, Instant)> = HashMap::new();
-    let mut learned: HashMap<Mac, (EdgeId, Instant)> = HashMap::new();
+    let mut receiver = Receiver::new(sock, BATCH);
+    let mut state = RxState::default();
+    let mut gro = Coalescer::default();
+    let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
+        let _ = tap.write_with(hdr, frame);
+    };
     while !shared.stop.load(Ordering::Relaxed) {
-        let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(v) => v,
-            // Timeouts (so `stop` is noticed) and ICMP errors for earlier sends.
-            Err(_) => continue,
-        };
-        let Some(pkt) = buf.get_mut(..n) else {
-            continue;
-        };
-        let is_frame =
-            pkt.first() == Some(&0x12) && pkt.get(1).is_some_and(|f| f & flags::PEER_CONTROL == 0);
-        if !is_frame {
-            let _ = control.try_send(ToControl::Datagram(from, pkt.to_vec()));
-            continue;
-        }
-        let fwd = shared.snapshot.load();
-        let opened = match fwd.decapsulate(pkt, &mut scratch) {
-            Ok(o) => o,
-            Err(DropReason::UnknownSession) => {
-                // The core asks the supernode for the peer list (and counts the drop).
-                let _ = control.try_send(ToControl::Datagram(
-                    from,
-                    buf.get(..n).unwrap_or_default().to_vec(),
-                ));
-                continue;
-            }
-            Err(reason) => {
-                fwd.counters.count_drop(reason);
-                continue;
-            }
-        };
-        let _ = tap.send(opened.plain);
-        let now = Instant::now();
-        let peer = opened.peer;
-        // Tell the core about the path (roaming, liveness) at most once a second per peer,
-        // at once when the source address changed.
-        let report = seen.get(&peer).is_none_or(|(addr, at)| {
-            *addr != from || now.duration_since(*at) > Duration::from_secs(1)
+        // Errors are timeouts (so `stop` is noticed) and ICMP reports for earlier sends.
+        let _ = receiver.recv(|from, pkt| {
+            open_datagram(&shared, &control, &mut state, from, pkt, |frame| {
+                if tap.offload() {
+                    gro.push(frame, &mut write);
+                } else {
+                    write(&PLAIN_HDR, frame);
+                }
+            });
         });
-        if report {
-            seen.insert(peer, (from, now));
-            let _ = control.try_send(ToControl::Seen { peer, from });
-        }
-        if let Some(src) = Mac::src_of(opened.plain)
-            && !src.is_group()
-            && fwd.by_mac.get(&src) != Some(&peer)
-            && learned.get(&src).is_none_or(|(p, at)| {
-                *p != peer || now.duration_since(*at) > Duration::from_secs(5)
-            })
-        {
-            learned.insert(src, (peer, now));
-            let _ = control.try_send(ToControl::Learn { mac: src, peer });
-        }
+        gro.flush(&mut write);
     }
+}
+
+/// What the receive worker remembers between datagrams.
+#[derive(Default)]
+struct RxState {
+    scratch: Vec<u8>,
+    seen: HashMap<EdgeId, (SocketAddr, Instant)>,
+    learned: HashMap<Mac, (EdgeId, Instant)>,
+}
+
+/// Opens one datagram and hands the frame it carries to `deliver`; anything else goes to the
+/// control task, or is dropped and counted.
+fn open_datagram(
+    shared: &Shared,
+    control: &mpsc::Sender<ToControl>,
+    st: &mut RxState,
+    from: SocketAddr,
+    pkt: &mut [u8],
+    deliver: impl FnOnce(&[u8]),
+) {
+    let is_frame =
+        pkt.first() == Some(&0x12) && pkt.get(1).is_some_and(|f| f & flags::PEER_CONTROL == 0);
+    if !is_frame {
+        let _ = control.try_send(ToControl::Datagram(from, pkt.to_vec()));
+        return;
+    }
+    let fwd = shared.snapshot.load();
+    let opened = match fwd.decapsulate(pkt, &mut st.scratch) {
+        Ok(o) => o,
+        Err(DropReason::UnknownSession) => {
+            // The core asks the supernode for the peer list (and counts the drop). Nothing
+            // was decrypted: the datagram is as it arrived.
+            let _ = control.try_send(ToControl::Datagram(from, pkt.to_vec()));
+            return;
+        }
+        Err(reason) => {
+            fwd.counters.count_drop(reason);
+            return;
+        }
+    };
+    let now = Instant::now();
+    let peer = opened.peer;
+    // Tell the core about the path (roaming, liveness) at most once a second per peer, at
+    // once when the source address changed.
+    let report = st
+        .seen
+        .get(&peer)
+        .is_none_or(|(addr, at)| *addr != from || now.duration_since(*at) > Duration::from_secs(1));
+    if report {
+        st.seen.insert(peer, (from, now));
+        let _ = control.try_send(ToControl::Seen { peer, from });
+    }
+    if let Some(src) = Mac::src_of(opened.plain)
+        && !src.is_group()
+        && fwd.by_mac.get(&src) != Some(&peer)
+        && st
+            .learned
+            .get(&src)
+            .is_none_or(|(p, at)| *p != peer || now.duration_since(*at) > Duration::from_secs(5))
+    {
+        st.learned.insert(src, (peer, now));
+        let _ = control.try_send(ToControl::Learn { mac: src, peer });
+    }
+    deliver(opened.plain);
 }
