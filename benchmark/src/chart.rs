@@ -44,7 +44,7 @@ pub fn svg(report: &Report) -> String {
                 0.0
             };
             let color = match r.subject.as_str() {
-                NATIVE => "#9e9e9e",
+                s if s.starts_with(NATIVE) => "#9e9e9e",
                 s if s.starts_with("n2n-rs") => "#1e88e5",
                 _ => "#fb8c00",
             };

@@ -89,21 +89,8 @@ impl Lab {
                 "eth0",
             ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            for (n, dev) in [(&sw, port.as_str()), (&ns, "eth0")] {
-                let st = Command::new("ip")
-                    .args([
-                        "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off",
-                        "gro", "off",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .context("run ethtool (scripts/setup.sh installs it)")?;
-                if !st.success() {
-                    bail!("ethtool could not turn offloads off on {dev} in {n}");
-                }
-            }
         }
+        self.set_offloads(false)?;
         // Some daemons (vpncloud) insist on a default route; it points at the lab's sn host,
         // which does not forward, so nothing leaves the lab.
         for h in [Host::A, Host::B] {
@@ -116,6 +103,31 @@ impl Lab {
                 "via",
                 &Host::Sn.ip().to_string(),
             ])?;
+        }
+        Ok(())
+    }
+
+    /// Turns TSO, GSO and GRO on or off on every veth of the lab (off: native is the
+    /// per-packet ceiling; on: what the kernel does with a NIC that offloads).
+    pub fn set_offloads(&self, on: bool) -> anyhow::Result<()> {
+        let sw = self.sw();
+        let state = if on { "on" } else { "off" };
+        for (i, h) in [Host::Sn, Host::A, Host::B].into_iter().enumerate() {
+            let (ns, port) = (self.ns(h), format!("p{i}"));
+            for (n, dev) in [(&sw, port.as_str()), (&ns, "eth0")] {
+                let st = Command::new("ip")
+                    .args([
+                        "netns", "exec", n, "ethtool", "-K", dev, "tso", state, "gso", state,
+                        "gro", state,
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .context("run ethtool (scripts/setup.sh installs it)")?;
+                if !st.success() {
+                    bail!("ethtool could not turn offloads {state} on {dev} in {n}");
+                }
+            }
         }
         Ok(())
     }

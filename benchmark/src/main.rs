@@ -183,7 +183,12 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
     // Namespace names unique to this process, so parallel runs (tests) do not collide.
     let prefix = format!("nb{}-", std::process::id() % 100_000);
 
-    let mut systems = vec![System::Native, System::N2nRs, System::N2nRsRelayed];
+    let mut systems = vec![
+        System::Native,
+        System::NativeOffload,
+        System::N2nRs,
+        System::N2nRsRelayed,
+    ];
     if compare {
         for p in overlays::PEERS {
             match p.missing() {

@@ -12,8 +12,10 @@ use std::time::Duration;
 /// A system to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum System {
-    /// The veth path with no overlay.
+    /// The veth path with no overlay (offloads off: the per-packet ceiling).
     Native,
+    /// The veth path with TSO, GSO and GRO on, for reference.
+    NativeOffload,
     /// This project, direct path.
     N2nRs,
     /// This project with the direct path blocked: every frame through the supernode.
@@ -82,6 +84,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Native => crate::report::NATIVE,
+            System::NativeOffload => "native, offloads on",
             System::N2nRs => "n2n-rs",
             System::N2nRsRelayed => "n2n-rs relayed",
             System::Tinc => "tinc",
@@ -93,7 +96,7 @@ impl System {
 
     fn programs(self) -> &'static [&'static str] {
         match self {
-            System::Native | System::N2nRs | System::N2nRsRelayed => &[],
+            System::Native | System::NativeOffload | System::N2nRs | System::N2nRsRelayed => &[],
             System::Tinc => &["tincd"],
             System::Nebula => &["nebula", "nebula-cert"],
             System::Vpncloud => &["vpncloud"],
@@ -121,12 +124,15 @@ impl System {
     /// Brings the system up in `lab`.
     pub fn up(self, lab: &mut Lab, bins: &Bins) -> anyhow::Result<Up> {
         match self {
-            System::Native => Ok(Up {
-                subject: self.name().into(),
-                server: Host::B.ip(),
-                pids: Vec::new(),
-                mtu: lab.mtu(Host::A, "eth0")?,
-            }),
+            System::Native | System::NativeOffload => {
+                lab.set_offloads(self == System::NativeOffload)?;
+                Ok(Up {
+                    subject: self.name().into(),
+                    server: Host::B.ip(),
+                    pids: Vec::new(),
+                    mtu: lab.mtu(Host::A, "eth0")?,
+                })
+            }
             System::N2nRs => n2n_rs(lab, bins, false),
             System::N2nRsRelayed => n2n_rs(lab, bins, true),
             System::Tinc => tinc(lab),
