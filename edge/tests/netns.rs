@@ -183,6 +183,12 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     // TCP: 4 MiB of a known pattern each way, every byte checked on the far side.
     tcp_transfer(&lab, "a", "b", &ip_b);
     tcp_transfer(&lab, "b", "a", &ip_a);
+    // alpha cut what it sent and joined what it received; bravo did neither.
+    let (sa, sb) = (api(&lab, "a", "status"), api(&lab, "b", "status"));
+    assert!(sa["tap_superframes_read"].as_u64().unwrap() > 0, "{sa}");
+    assert!(sa["tap_superframes_written"].as_u64().unwrap() > 0, "{sa}");
+    assert_eq!(sb["tap_superframes_read"], 0);
+    assert_eq!(sb["tap_superframes_written"], 0);
 
     // Logs were stored in SQLite too, and `edge logs` reads them.
     let state_a = lab.dir.path().join("a");

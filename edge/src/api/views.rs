@@ -80,6 +80,8 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
         "tx_frames": st.tx_frames,
         "tx_relayed": st.tx_relayed,
         "rx_frames": st.rx_frames,
+        "tap_superframes_read": st.tap_superframes_read,
+        "tap_superframes_written": st.tap_superframes_written,
         "registrations": st.registrations,
         "drops": drops,
     })
@@ -190,6 +192,18 @@ fn metrics(edge: &Edge) -> String {
         "counter",
         "Frames received from peers.",
         st.rx_frames,
+    );
+    metric(
+        "n2n_edge_tap_superframes_read_total",
+        "counter",
+        "TCP super-frames read from the TAP device and cut to the MTU (segmentation offload).",
+        st.tap_superframes_read,
+    );
+    metric(
+        "n2n_edge_tap_superframes_written_total",
+        "counter",
+        "Super-frames joined from received segments and written to the TAP device.",
+        st.tap_superframes_written,
     );
     metric(
         "n2n_edge_registrations_total",

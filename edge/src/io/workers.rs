@@ -82,11 +82,17 @@ pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
         let read = buf.get_mut(..n).unwrap_or_default();
         if tap.offload() {
             let (hdr, frame) = read.split_at_mut(VNET_HDR_LEN.min(read.len()));
-            let cut = VnetHdr::parse(hdr)
+            match VnetHdr::parse(hdr)
                 .ok_or(DropReason::Malformed)
-                .and_then(|h| offload::segment(&h, frame, &mut seg, &mut send));
-            if let Err(reason) = cut {
-                fwd.counters.count_drop(reason);
+                .and_then(|h| offload::segment(&h, frame, &mut seg, &mut send))
+            {
+                Ok(n) if n > 1 => {
+                    fwd.counters
+                        .tap_superframes_read
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(reason) => fwd.counters.count_drop(reason),
             }
         } else {
             send(read);
@@ -107,6 +113,12 @@ pub fn udp_to_tap(
     let mut state = RxState::default();
     let mut gro = Coalescer::default();
     let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
+        if hdr != &PLAIN_HDR {
+            let counters = &shared.snapshot.load().counters;
+            counters
+                .tap_superframes_written
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let _ = tap.write_with(hdr, frame);
     };
     while !shared.stop.load(Ordering::Relaxed) {

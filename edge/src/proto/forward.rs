@@ -39,6 +39,10 @@ pub struct DataCounters {
     pub tx_relayed: AtomicU64,
     /// Frames received.
     pub rx_frames: AtomicU64,
+    /// TCP super-frames read from the TAP device and cut to the MTU (segmentation offload).
+    pub tap_superframes_read: AtomicU64,
+    /// Super-frames joined from received segments and written to the TAP device.
+    pub tap_superframes_written: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 

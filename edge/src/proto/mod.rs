@@ -100,6 +100,10 @@ pub struct EdgeStats {
     pub tx_relayed: u64,
     /// Frames received from peers.
     pub rx_frames: u64,
+    /// TCP super-frames read from the TAP device and cut (segmentation offload).
+    pub tap_superframes_read: u64,
+    /// Super-frames joined from received segments and written to the TAP device.
+    pub tap_superframes_written: u64,
     /// Registrations completed.
     pub registrations: u64,
     /// Drops by reason.
@@ -279,6 +283,8 @@ impl Edge {
         s.tx_frames = d.tx_frames.load(Relaxed);
         s.tx_relayed = d.tx_relayed.load(Relaxed);
         s.rx_frames = d.rx_frames.load(Relaxed);
+        s.tap_superframes_read = d.tap_superframes_read.load(Relaxed);
+        s.tap_superframes_written = d.tap_superframes_written.load(Relaxed);
         d.merge_drops(&mut s.drops);
         s
     }
