@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     // The whole input as one header + super-frame.
     if let Some(h) = data.get(..VNET_HDR_LEN).and_then(VnetHdr::parse) {
         let mut frame = data[VNET_HDR_LEN..].to_vec();
-        let _ = segment(&h, &mut frame, &mut Vec::new(), |s| assert!(!s.is_empty()));
+        let _ = segment(&h, &mut frame, &mut Vec::new(), |_| ());
     }
     // The input as frames separated by 0xfe bytes, through the coalescer.
     let frames: Vec<&[u8]> = data.split(|b| *b == 0xfe).collect();
