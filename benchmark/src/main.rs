@@ -39,7 +39,7 @@ struct Cli {
 enum Mode {
     /// Components, TAP, end to end (native, n2n-rs direct and relayed) and supernode (the default).
     Run(RunOptions),
-    /// As `run`, plus tinc, nebula, vpncloud and boringtun where installed.
+    /// As `run`, plus tinc, nebula, vpncloud, boringtun and ntop n2n where installed.
     Compare(RunOptions),
     /// Supernode load: N edges in M communities registering and heartbeating.
     SnLoad(snload::Options),

@@ -1,5 +1,5 @@
 //! The systems measured end to end: the native path, n2n-rs, and the peer VPNs when they are
-//! installed (tinc, nebula, vpncloud, boringtun), each brought up in a fresh lab with its
+//! installed (tinc, nebula, vpncloud, boringtun, ntop n2n v1), each brought up in a fresh lab with its
 //! defaults kept, as ../shared/lab/overlays does. `scripts/install-peers.sh` installs them.
 
 use crate::lab::{Host, Lab};
@@ -28,15 +28,22 @@ pub enum System {
     Vpncloud,
     /// Userspace WireGuard.
     Boringtun,
+    /// ntop's n2n v1 (Debian's 1.3), the ancestor n2n-go re-implemented.
+    N2nV1,
 }
 
 /// The peers `compare` adds when installed.
-pub const PEERS: [System; 4] = [
+pub const PEERS: [System; 5] = [
     System::Tinc,
     System::Nebula,
     System::Vpncloud,
     System::Boringtun,
+    System::N2nV1,
 ];
+
+/// Where `scripts/install-peers.sh` unpacks Debian's n2n v1, off the PATH: its `edge` and
+/// `supernode` would otherwise shadow n2n-rs's.
+const N2N_V1_DIR: &str = "/opt/n2n-rs-peers/n2n";
 
 /// An overlay up and ready to measure.
 pub struct Up {
@@ -91,6 +98,7 @@ impl System {
             System::Nebula => "nebula",
             System::Vpncloud => "vpncloud",
             System::Boringtun => "boringtun",
+            System::N2nV1 => "n2n",
         }
     }
 
@@ -101,6 +109,11 @@ impl System {
             System::Nebula => &["nebula", "nebula-cert"],
             System::Vpncloud => &["vpncloud"],
             System::Boringtun => &["boringtun-cli", "wg"],
+            System::N2nV1 => &[
+                "/opt/n2n-rs-peers/n2n/usr/sbin/edge",
+                "/opt/n2n-rs-peers/n2n/usr/bin/supernode",
+                "ifconfig",
+            ],
         }
     }
 
@@ -139,6 +152,7 @@ impl System {
             System::Nebula => nebula(lab),
             System::Vpncloud => vpncloud(lab),
             System::Boringtun => boringtun(lab),
+            System::N2nV1 => n2n_v1(lab),
         }
     }
 }
@@ -166,11 +180,15 @@ fn version(program: &str, args: &[&str]) -> String {
     let text = String::from_utf8_lossy(&text);
     text.split_whitespace()
         .find(|w| {
-            w.trim_start_matches('v')
+            w.trim_start_matches(['v', '.'])
                 .starts_with(|c: char| c.is_ascii_digit())
                 && w.contains('.')
         })
-        .map(|w| w.trim_start_matches('v').trim_end_matches(',').to_string())
+        .map(|w| {
+            w.trim_start_matches(['v', '.'])
+                .trim_end_matches(',')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -352,6 +370,58 @@ fn tinc(lab: &mut Lab) -> anyhow::Result<Up> {
         server,
         pids,
         mtu: lab.mtu(Host::A, "tinc0")?,
+    })
+}
+
+/// ntop n2n v1 as ../shared/lab/overlays/n2n.sh runs it: Twofish, TAP, MTU 1400, edges
+/// talking directly once the supernode introduced them.
+fn n2n_v1(lab: &mut Lab) -> anyhow::Result<Up> {
+    let edge = format!("{N2N_V1_DIR}/usr/sbin/edge");
+    let sn = format!("{N2N_V1_DIR}/usr/bin/supernode");
+    lab.spawn(Host::Sn, &[&sn, "-l", "7654"], "n2n-sn.log")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let supernode = format!("{}:7654", Host::Sn.ip());
+    let mut pids = Vec::new();
+    for (h, oip, mac) in [
+        (Host::B, "10.40.0.12", "02:00:00:40:00:12"),
+        (Host::A, "10.40.0.11", "02:00:00:40:00:11"),
+    ] {
+        pids.push(lab.spawn(
+            h,
+            &[
+                &edge,
+                "-d",
+                "n2nlab",
+                "-a",
+                oip,
+                "-s",
+                "255.255.255.0",
+                "-c",
+                "benchcomm",
+                "-k",
+                "bench-n2n-key",
+                "-l",
+                &supernode,
+                "-p",
+                "7655",
+                "-m",
+                mac,
+                "-M",
+                "1400",
+            ],
+            &format!("n2n-{h:?}.log"),
+        )?);
+    }
+    let server = Ipv4Addr::new(10, 40, 0, 12);
+    lab.wait_ping(Host::A, server, Duration::from_secs(30))
+        .with_context(|| lab.log_tail("n2n-A.log"))?;
+    // Until the edges have met, frames go through the supernode.
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(Up {
+        subject: subject("n2n", version(&edge, &["-h"])),
+        server,
+        pids,
+        mtu: lab.mtu(Host::A, "n2nlab")?,
     })
 }
 

@@ -3,15 +3,13 @@
 //! a virtio-net header that tells the kernel how to cut it again, so the receiving stack
 //! handles one packet where it had forty. Every other frame is written as it came.
 
-use super::offload::{PLAIN_HDR, VNET_HDR_LEN, VnetHdr, be16, be32, fold, l3_offset, put16, sum};
+use super::offload::{
+    F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, PLAIN_HDR, TCP_ACK, TCP_PSH, VNET_HDR_LEN, VnetHdr, be16,
+    be32, fold, l3_offset, put16, sum,
+};
 
 /// Largest IP packet a super-frame may carry.
 const MAX_IP_LEN: usize = 65_535;
-const TCP_ACK: u8 = 0x10;
-const TCP_PSH: u8 = 0x08;
-const F_NEEDS_CSUM: u8 = 1;
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
 
 /// Joins TCP segments of one flow; hands every frame it cannot join to the writer at once.
 #[derive(Default)]

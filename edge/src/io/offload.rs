@@ -13,15 +13,16 @@ pub const VNET_HDR_LEN: usize = 10;
 /// The header of every frame we write to the device: one whole frame, checksums as they are.
 pub const PLAIN_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
 
-const F_NEEDS_CSUM: u8 = 1;
+pub(super) const F_NEEDS_CSUM: u8 = 1;
 const GSO_NONE: u8 = 0;
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
+pub(super) const GSO_TCPV4: u8 = 1;
+pub(super) const GSO_TCPV6: u8 = 4;
 const GSO_UDP_L4: u8 = 5;
 const GSO_ECN: u8 = 0x80;
 
 const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
+pub(super) const TCP_ACK: u8 = 0x10;
+pub(super) const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
 
 /// A virtio-net header as the kernel wrote it.
