@@ -100,6 +100,14 @@ impl Coalescer {
         if segment_layout(frame).is_none() || be32(frame, l4 + 4)? != flow.next_seq {
             return None;
         }
+        // Without DF, the ids must rise by one, as the kernel writes them when it cuts again.
+        let df = !flow.v6 && be16(first, l3 + 6)? & 0x4000 != 0;
+        if !flow.v6 && !df {
+            let id0 = be16(first, l3 + 4)?;
+            if be16(frame, l3 + 4)? != id0.wrapping_add(flow.segments as u16) {
+                return None;
+            }
+        }
         let psh = *frame.get(l4 + 13)? & TCP_PSH != 0;
         Some(Flow {
             next_seq: flow.next_seq.wrapping_add(payload as u32),
@@ -113,7 +121,9 @@ impl Coalescer {
 
 /// The layout of a frame that may start or join a super-frame: an untagged or tagged IPv4
 /// (no options, not a fragment) or IPv6 (no extension headers) TCP segment with payload,
-/// only ACK or ACK|PSH set, whose IP length accounts for the whole frame (no padding).
+/// only ACK or ACK|PSH set, whose IP length accounts for the whole frame (no padding), and
+/// whose checksums are right: the super-frame goes up marked as checked, so a bad segment
+/// must stay out of it (and is written as it came, for the kernel to drop).
 fn segment_layout(frame: &[u8]) -> Option<Flow> {
     let l3 = l3_offset(frame)?;
     let v6 = frame.get(l3)? >> 4 == 6;
@@ -135,6 +145,18 @@ fn segment_layout(frame: &[u8]) -> Option<Flow> {
         return None;
     }
     if flags != TCP_ACK && flags != TCP_ACK | TCP_PSH {
+        return None;
+    }
+    let addrs = if v6 {
+        frame.get(l3 + 8..l3 + 40)?
+    } else {
+        if fold(sum(frame.get(l3..l4)?, 0)) != 0xffff {
+            return None;
+        }
+        frame.get(l3 + 12..l3 + 20)?
+    };
+    let pseudo = sum(addrs, 6 + (frame.len() - l4) as u64);
+    if fold(sum(frame.get(l4..)?, pseudo)) != 0xffff {
         return None;
     }
     let payload = frame.len() - end;
@@ -321,6 +343,7 @@ mod tests {
         // An IPv4 fragment.
         let (mut frag, ..) = frame_with_flags(false, true, 0, &payload(100), 0x10);
         frag[l3 + 6] = 0x20;
+        fix_ipv4_checksum(&mut frag, l3);
         let out = run(&[frag.clone(), frag.clone()]);
         assert_eq!(
             out,
@@ -329,6 +352,50 @@ mod tests {
                 (VnetHdr::default(), frag)
             ]
         );
+    }
+
+    #[test]
+    fn segments_with_bad_checksums_stay_out() {
+        let segs = segments(false, 0, 4000, 1000);
+        let mut bad = segs[1].clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let mut bad_ip = segs[2].clone();
+        bad_ip[14 + 8] ^= 1; // TTL: the IPv4 header checksum no longer holds
+        let out = run(&[
+            segs[0].clone(),
+            bad.clone(),
+            bad_ip.clone(),
+            segs[3].clone(),
+        ]);
+        let plain = VnetHdr::default();
+        assert_eq!(
+            out,
+            vec![
+                (plain, segs[0].clone()),
+                (plain, bad),
+                (plain, bad_ip),
+                (plain, segs[3].clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn without_df_ids_must_rise_by_one() {
+        let l3 = 14;
+        let mut segs = segments(false, 0, 3000, 1000);
+        for s in &mut segs {
+            s[l3 + 6] &= !0x40;
+            fix_ipv4_checksum(s, l3);
+        }
+        // The ids the kernel wrote rise by one: they join.
+        assert_eq!(run(&segs).len(), 1);
+        // A repeated id does not (and the third then does not follow the second either).
+        let mut fixed = segs.clone();
+        fixed[1][l3 + 4..l3 + 6].copy_from_slice(&segs[0][l3 + 4..l3 + 6]);
+        fix_ipv4_checksum(&mut fixed[1], l3);
+        let out = run(&fixed);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|(h, _)| *h == VnetHdr::default()));
     }
 
     proptest::proptest! {

@@ -265,21 +265,26 @@ pub(super) fn l3_offset(frame: &[u8]) -> Option<usize> {
 }
 
 /// The ones'-complement sum of `data` (as big-endian 16-bit words) added to `init`, unfolded.
+/// Eight bytes a step with the carry added back in: the same sum modulo 0xffff.
 pub fn sum(data: &[u8], init: u64) -> u64 {
-    let mut words = data.chunks_exact(4);
+    let mut words = data.chunks_exact(8);
     let mut s = init;
     for w in &mut words {
-        s += u64::from(<[u8; 4]>::try_from(w).map_or(0, u32::from_be_bytes));
+        let v = <[u8; 8]>::try_from(w).map_or(0, u64::from_be_bytes);
+        let (t, carry) = s.overflowing_add(v);
+        s = t + u64::from(carry);
     }
-    let mut tail = [0u8; 4];
+    let mut tail = [0u8; 8];
     for (t, b) in tail.iter_mut().zip(words.remainder()) {
         *t = *b;
     }
-    s + u64::from(u32::from_be_bytes(tail))
+    let (t, carry) = s.overflowing_add(u64::from_be_bytes(tail));
+    t + u64::from(carry)
 }
 
 /// Folds a sum to 16 bits.
-pub fn fold(mut s: u64) -> u16 {
+pub fn fold(s: u64) -> u16 {
+    let mut s = (s >> 32) + (s & 0xffff_ffff);
     while s >> 16 != 0 {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -386,7 +391,30 @@ pub(super) mod test_frames {
             f.extend_from_slice(&[0, 0]);
         }
         f.extend_from_slice(payload);
+        // A correct transport checksum, as the sending stack writes it.
+        let at = l4 + if tcp { 16 } else { 6 };
+        let (src, dst) = addrs(&f, l3, v6);
+        let mut whole = pseudo(src, dst, proto, f.len() - l4);
+        whole.extend_from_slice(&f[l4..]);
+        let c = !naive(&whole);
+        f[at..at + 2].copy_from_slice(&c.to_be_bytes());
         (f, l3, l4)
+    }
+
+    /// The source and destination addresses of the IP header at `l3`.
+    pub fn addrs(f: &[u8], l3: usize, v6: bool) -> (&[u8], &[u8]) {
+        if v6 {
+            (&f[l3 + 8..l3 + 24], &f[l3 + 24..l3 + 40])
+        } else {
+            (&f[l3 + 12..l3 + 16], &f[l3 + 16..l3 + 20])
+        }
+    }
+
+    /// Writes a correct IPv4 header checksum (after a test changed the header).
+    pub fn fix_ipv4_checksum(f: &mut [u8], l3: usize) {
+        f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+        let c = !naive(&f[l3..l3 + 20]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     }
 
     pub fn gso_hdr(v6: bool, tcp: bool, l4: usize, mss: u16) -> VnetHdr {
@@ -468,9 +496,15 @@ mod tests {
     fn sum_matches_rfc_1071() {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(sum(&data, 0)), 0xddf2);
-        for n in 0..64 {
+        for n in (0..64).chain([1399, 1400, 1448, 9000, 65_535]) {
             let p = payload(n);
             assert_eq!(fold(sum(&p, 0)), naive(&p), "length {n}");
+            let ones = vec![0xffu8; n];
+            assert_eq!(
+                fold(sum(&ones, 0xffff_ffff_ffff)),
+                naive(&[ones.clone(), vec![0xff; 6]].concat()),
+                "carries, length {n}"
+            );
         }
     }
 

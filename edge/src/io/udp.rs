@@ -24,6 +24,9 @@ pub struct Sender {
     count: usize,
     closed: bool,
     gso: bool,
+    /// Datagrams this long or longer go one by one: a GSO send of them failed with EINVAL,
+    /// which the kernel answers when a segment exceeds the path MTU (single sends fragment).
+    too_big: usize,
 }
 
 impl Sender {
@@ -37,6 +40,7 @@ impl Sender {
             count: 0,
             closed: false,
             gso: true,
+            too_big: usize::MAX,
         }
     }
 
@@ -44,6 +48,7 @@ impl Sender {
     pub fn push(&mut self, to: SocketAddr, d: &[u8]) {
         let joins = self.count > 0
             && self.gso
+            && self.size < self.too_big
             && !self.closed
             && self.dst == Some(to)
             && d.len() <= self.size
@@ -92,13 +97,22 @@ impl Sender {
             Some(&addr),
         ) {
             Ok(_) => true,
+            Err(nix::errno::Errno::EIO) => {
+                // The device cannot segment (no checksum offload): one by one from now on.
+                tracing::info!("UDP GSO unavailable; sending datagrams one by one");
+                self.gso = false;
+                false
+            }
+            Err(nix::errno::Errno::EINVAL) => {
+                tracing::info!(
+                    size = self.size,
+                    "UDP GSO refused for datagrams this long (above the path MTU?); sending them one by one"
+                );
+                self.too_big = self.too_big.min(self.size);
+                false
+            }
             Err(e) => {
-                // EIO/EINVAL: this path cannot segment (an old kernel, a device without
-                // checksum offload). Send one by one from now on.
-                if matches!(e, nix::errno::Errno::EIO | nix::errno::Errno::EINVAL) {
-                    tracing::info!(error = %e, "UDP GSO unavailable; sending datagrams one by one");
-                    self.gso = false;
-                }
+                tracing::debug!(error = %e, %dst, "GSO send");
                 false
             }
         }

@@ -112,14 +112,31 @@ pub fn udp_to_tap(
     let mut receiver = Receiver::new(sock, BATCH);
     let mut state = RxState::default();
     let mut gro = Coalescer::default();
+    let mut seg = Vec::with_capacity(2048);
     let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
-        if hdr != &PLAIN_HDR {
-            let counters = &shared.snapshot.load().counters;
+        if hdr == &PLAIN_HDR {
+            let _ = tap.write(frame);
+            return;
+        }
+        let counters = &shared.snapshot.load().counters;
+        if tap.write_with(hdr, frame).is_ok() {
             counters
                 .tap_superframes_written
                 .fetch_add(1, Ordering::Relaxed);
+            return;
         }
-        let _ = tap.write_with(hdr, frame);
+        // The kernel refused the super-frame: write its segments one by one instead.
+        let mut frame = frame.to_vec();
+        let cut = VnetHdr::parse(hdr)
+            .ok_or(DropReason::Malformed)
+            .and_then(|h| {
+                offload::segment(&h, &mut frame, &mut seg, |s| {
+                    let _ = tap.write(s);
+                })
+            });
+        if let Err(reason) = cut {
+            counters.count_drop(reason);
+        }
     };
     while !shared.stop.load(Ordering::Relaxed) {
         // Errors are timeouts (so `stop` is noticed) and ICMP reports for earlier sends.
