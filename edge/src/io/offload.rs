@@ -208,7 +208,7 @@ fn split(
         frame.get(l3 + 12..l3 + 20)
     }
     .ok_or(bad)?;
-    let pseudo = sum(addrs, if tcp { 6 } else { 17 });
+    let proto: u64 = if tcp { 6 } else { 17 };
     let count = payload.len().div_ceil(mss);
     for (i, chunk) in payload.chunks(mss).enumerate() {
         seg.clear();
@@ -241,7 +241,8 @@ fn split(
             l4 + 6
         };
         put16(seg, csum_at, 0)?;
-        let mut c = !fold(sum(seg.get(l4..).ok_or(bad)?, pseudo + u64::from(l4_len)));
+        let pseudo = sum(addrs, proto + u64::from(l4_len));
+        let mut c = !fold(sum(seg.get(l4..).ok_or(bad)?, pseudo));
         if !tcp && c == 0 {
             c = 0xffff;
         }
@@ -516,6 +517,19 @@ mod tests {
             let segs = cut(&gso_hdr(v6, true, l4, 1448), &mut f);
             assert_eq!(segs.len(), 4, "v6={v6} vlan={vlan}");
             assert_eq!(check(&segs, v6, true, l3, l4, 1448), data);
+        }
+    }
+
+    #[test]
+    fn a_pseudo_header_sum_near_the_top_does_not_overflow() {
+        // Found by fuzzing: a pseudo-header sum just below 2^64, plus the length, overflowed.
+        for tcp in [true, false] {
+            let data = payload(4000);
+            let (mut f, l3, l4) = frame(true, tcp, 0, &data);
+            f[l3 + 8..l3 + 40].fill(0);
+            f[l3 + 8..l3 + 16].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+            let segs = cut(&gso_hdr(true, tcp, l4, 1400), &mut f);
+            assert_eq!(check(&segs, true, tcp, l3, l4, 1400), data);
         }
     }
 
