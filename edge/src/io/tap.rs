@@ -4,9 +4,12 @@
 
 use super::offload::{PLAIN_HDR, VNET_HDR_LEN};
 use anyhow::Context;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::IoSlice;
 use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Duration;
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 /// The TAP device and how frames cross it.
@@ -51,6 +54,9 @@ pub fn create(name: &str, mac: [u8; 6], mtu: u16, offload: bool) -> anyhow::Resu
     })?;
     dev.enabled(true)
         .with_context(|| format!("cannot bring {name} up"))?;
+    // Non-blocking reads let the send worker take every queued frame before it sends.
+    dev.set_nonblocking(true)
+        .with_context(|| format!("cannot make {name} non-blocking"))?;
     let offload = dev.tcp_gso();
     Ok(Arc::new(Tap { dev, offload }))
 }
@@ -61,9 +67,24 @@ impl Tap {
         self.offload
     }
 
-    /// Reads one frame (behind its virtio-net header when offload is on).
-    pub fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.dev.recv(buf)
+    /// Reads one frame (behind its virtio-net header when offload is on) if one is queued.
+    pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        match self.dev.recv(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until a frame is queued or `timeout` passes; true when one is.
+    pub fn wait_readable(&self, timeout: Duration) -> std::io::Result<bool> {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.dev.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes one Ethernet frame.

@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 
 /// Datagrams (or GRO runs) taken per receive system call.
 const BATCH: usize = 32;
+/// Most frames read from the TAP device before what they became is sent.
+const TAP_BATCH: usize = 64;
 
 /// What the UDP worker hands to the control task.
 #[derive(Debug)]
@@ -50,8 +52,9 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
-/// Reads frames from the TAP device (super-frames are cut here) and sends them to peers,
-/// runs of datagrams to one peer as one GSO send.
+/// Reads frames from the TAP device (super-frames are cut here) and sends them to peers:
+/// every frame already queued is read before sending, so runs of datagrams to one peer leave
+/// as one GSO send.
 pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
     let mut buf = vec![0u8; VNET_HDR_LEN + 65536];
     let (mut out, mut scratch, mut seg) = (
@@ -60,9 +63,21 @@ pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
         Vec::with_capacity(2048),
     );
     let mut sender = Sender::new(sock);
+    let mut queued = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let n = match tap.read(&mut buf) {
-            Ok(n) => n,
+        let n = match tap.try_read(&mut buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                // The queue is empty: send what was read, then wait (waking up now and then
+                // so `stop` is noticed).
+                sender.flush();
+                queued = 0;
+                if let Err(e) = tap.wait_readable(Duration::from_millis(500)) {
+                    tracing::warn!(error = %e, "TAP wait failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
             Err(e) => {
                 if !shared.stop.load(Ordering::Relaxed) {
                     tracing::warn!(error = %e, "TAP read failed");
@@ -97,7 +112,11 @@ pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
         } else {
             send(read);
         }
-        sender.flush();
+        queued += 1;
+        if queued >= TAP_BATCH {
+            sender.flush();
+            queued = 0;
+        }
     }
 }
 
