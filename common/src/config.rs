@@ -1,8 +1,8 @@
 //! Configuration plumbing shared by both daemons: Go-style single-dash flags, the YAML format
 //! for figment, the layering helper, and small value types that parse from strings.
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized};
+use figment::{Figment, Provider};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -47,27 +47,140 @@ pub fn go_style_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
     out
 }
 
+/// Keys n2n-go's configuration used: `(old, Some(new))` is read as `new`; `(old, None)` has no
+/// meaning here and is accepted and ignored, so an n2n-go file still starts the daemon.
+pub type Legacy = &'static [(&'static str, Option<&'static str>)];
+
 /// Layers the configuration: `defaults` < YAML file < `N2N_*` environment < `flags`.
-/// Only environment variables naming one of `keys` are read (edge and supernode share the
-/// prefix); a missing file is fine unless `file_required`.
+/// Only environment variables naming one of `keys` (or a `legacy` name) are read (edge and
+/// supernode share the prefix); a missing file is fine unless `file_required`. Returns the
+/// figment and one note per legacy key met, for the daemon to log.
 pub fn layered<D: Serialize, F: Serialize>(
     defaults: &D,
     file: Option<&Path>,
     file_required: bool,
     keys: &'static [&'static str],
+    legacy: Legacy,
     flags: &F,
-) -> Result<Figment, String> {
+) -> Result<(Figment, Vec<String>), String> {
     let mut fig = Figment::from(Serialized::defaults(defaults));
+    let mut notes = Vec::new();
     if let Some(path) = file {
         if path.exists() {
-            fig = fig.merge(YamlFormat::file_exact(path));
+            let yaml = Renamed {
+                inner: YamlFormat::file_exact(path),
+                legacy,
+            };
+            if let Ok(data) = yaml.inner.data() {
+                for dict in data.values() {
+                    notes.extend(legacy_notes(
+                        dict.keys(),
+                        legacy,
+                        &path.display().to_string(),
+                    ));
+                }
+            }
+            fig = fig.merge(yaml);
         } else if file_required {
             return Err(format!("config file {} does not exist", path.display()));
         }
     }
-    let env = Env::prefixed("N2N_")
-        .filter(move |k| keys.iter().any(|key| k.as_str().eq_ignore_ascii_case(key)));
-    Ok(fig.merge(env).merge(Serialized::globals(flags)))
+    let env = Env::prefixed("N2N_").filter_map(move |k| {
+        if keys.iter().any(|key| k.as_str().eq_ignore_ascii_case(key)) {
+            return Some(k.as_str().to_ascii_lowercase().into());
+        }
+        legacy
+            .iter()
+            .find(|(old, _)| k.as_str().eq_ignore_ascii_case(old))
+            .and_then(|(_, new)| new.map(Into::into))
+    });
+    let env_keys: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("N2N_").map(str::to_ascii_lowercase))
+        .collect();
+    notes.extend(legacy_notes(
+        env_keys.iter(),
+        legacy,
+        "the environment (N2N_*)",
+    ));
+    Ok((fig.merge(env).merge(Serialized::globals(flags)), notes))
+}
+
+/// A provider that reads `inner` with n2n-go's key names replaced by ours and its meaningless
+/// keys dropped (a key given under both names keeps ours).
+struct Renamed<P> {
+    inner: P,
+    legacy: Legacy,
+}
+
+impl<P: Provider> Provider for Renamed<P> {
+    fn metadata(&self) -> figment::Metadata {
+        self.inner.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut data = self.inner.data()?;
+        for dict in data.values_mut() {
+            for (old, new) in self.legacy {
+                let Some(v) = dict.remove(*old) else { continue };
+                if let Some(new) = new {
+                    dict.entry((*new).to_string()).or_insert(v);
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// One note per legacy key among `present`, saying what became of it.
+fn legacy_notes<'a>(
+    present: impl IntoIterator<Item = &'a String>,
+    legacy: Legacy,
+    source: &str,
+) -> Vec<String> {
+    present
+        .into_iter()
+        .filter_map(|k| {
+            let (old, new) = legacy.iter().find(|(old, _)| k.eq_ignore_ascii_case(old))?;
+            Some(match new {
+                Some(new) => {
+                    format!("{source}: `{old}` is n2n-go's name for `{new}`; read as `{new}`")
+                }
+                None => format!("{source}: `{old}` (n2n-go) has no meaning in n2n-rs; ignored"),
+            })
+        })
+        .collect()
+}
+
+/// Deserialises a list of strings from a list or from one comma-separated string
+/// (`supernode: a:7777` and `supernode: [a:7777, b:7777]` both work).
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of strings or one comma-separated string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// Turns a figment error into one line per problem, naming the key and the reason.

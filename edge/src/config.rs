@@ -17,6 +17,7 @@ pub struct Settings {
     /// Community to join.
     pub community: String,
     /// Supernode addresses (host:port), tried in order.
+    #[serde(deserialize_with = "cfg::one_or_many")]
     pub supernode: Vec<String>,
     /// Local UDP port (0: any).
     pub local_port: u16,
@@ -49,6 +50,9 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Log filter.
     pub log_level: String,
+    /// What loading noted (n2n-go names read, keys ignored), for the daemon to log.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             log_store: false,
             state_dir: default_state_dir(),
             log_level: "info".into(),
+            notes: Vec::new(),
         }
     }
 }
@@ -100,6 +105,19 @@ const KEYS: &[&str] = &[
     "log_level",
 ];
 
+/// n2n-go's edge keys: renamed, or without meaning here.
+const LEGACY: cfg::Legacy = &[
+    ("supernode_addr", Some("supernode")),
+    ("heartbeat_interval", Some("heartbeat")),
+    ("api_listen_address", Some("api_listen")),
+    ("encryption_passphrase", Some("passphrase")),
+    ("compress_payload", Some("compress")),
+    ("enable_vfuze", None),
+    ("protocol_version", None),
+    ("verify_hash", None),
+    ("config_file", None),
+];
+
 /// Command-line flags; each overrides the same-named key. n2n-go's names work as aliases.
 #[derive(Parser, Debug, Default, Serialize)]
 #[command(
@@ -113,7 +131,7 @@ pub struct Flags {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Name shown to peers.
-    #[arg(long, alias = "id")]
+    #[arg(long, short = 'i', alias = "id", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge_id: Option<String>,
     /// Community to join.
@@ -184,6 +202,20 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// n2n-go's VFuze header switch: accepted and ignored (every frame here is encrypted).
+    #[arg(
+        long = "enableFuze",
+        hide = true,
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    #[serde(skip)]
+    pub enable_fuze: Option<bool>,
+    /// n2n-go's console-logging switch: accepted; logs always go to standard error.
+    #[arg(long, short = 'l', hide = true, global = true)]
+    #[serde(skip)]
+    pub stdout_log: bool,
     /// Subcommand (none: run the edge).
     #[command(subcommand)]
     #[serde(skip)]
@@ -259,14 +291,20 @@ impl Settings {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from("edge.yaml"), false),
         };
-        let fig = cfg::layered(
+        let (fig, mut notes) = cfg::layered(
             &Settings::default(),
             Some(Path::new(&file)),
             required,
             KEYS,
+            LEGACY,
             flags,
         )?;
-        let fig = match std::env::var("N2N_SUPERNODE") {
+        if flags.enable_fuze.is_some() {
+            notes.push("-enableFuze (n2n-go) has no meaning in n2n-rs; ignored".into());
+        }
+        let env_supernode =
+            std::env::var("N2N_SUPERNODE").or_else(|_| std::env::var("N2N_SUPERNODE_ADDR"));
+        let fig = match env_supernode {
             Ok(v) if flags.supernode.is_empty() => {
                 fig.merge(figment::providers::Serialized::global(
                     "supernode",
@@ -277,7 +315,9 @@ impl Settings {
             }
             _ => fig,
         };
-        fig.extract().map_err(cfg::explain)
+        let mut s: Settings = fig.extract().map_err(cfg::explain)?;
+        s.notes = notes;
+        Ok(s)
     }
 
     /// Checks and resolves the settings needed to run.
@@ -378,6 +418,55 @@ mod tests {
             assert_eq!(
                 r.supernodes,
                 vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_n2n_go_edge_yaml_and_its_flags_still_start_the_edge() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "edge.yaml",
+                "edge_id: box\ncommunity: acme\nsupernode_addr: \"127.0.0.1:7777\"\n\
+                 heartbeat_interval: 20s\napi_listen_address: \"127.0.0.1:9778\"\n\
+                 encryption_passphrase: pw\ncompress_payload: true\nenable_vfuze: true\n\
+                 protocol_version: 5\nverify_hash: true\nheartbeat: 15s\n",
+            )?;
+            let s = Settings::load(&flags(&["up", "-i", "other", "-l", "-enableFuze"]))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.supernode, ["127.0.0.1:7777"]);
+            assert_eq!(
+                s.heartbeat,
+                Duration::from_secs(15),
+                "our name wins over n2n-go's"
+            );
+            assert_eq!(
+                (s.api_listen.as_str(), s.passphrase.as_str(), s.compress),
+                ("127.0.0.1:9778", "pw", true)
+            );
+            assert_eq!(s.edge_id, "other", "`edge up -i` names the edge");
+            let all = s.notes.join("\n");
+            for key in [
+                "supernode_addr",
+                "encryption_passphrase",
+                "enable_vfuze",
+                "verify_hash",
+            ] {
+                assert!(all.contains(key), "no note on {key}: {all}");
+            }
+            assert!(all.contains("-enableFuze"), "{all}");
+
+            jail.create_file("edge.yaml", "community: acme\n")?;
+            jail.set_env("N2N_SUPERNODE_ADDR", "127.0.0.1:7000");
+            let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
+            assert_eq!(s.supernode, ["127.0.0.1:7000"]);
+            assert!(
+                s.notes.len() == 1
+                    && s.notes[0].contains("N2N_")
+                    && s.notes[0].contains("supernode_addr"),
+                "{:?}",
+                s.notes
             );
             Ok(())
         });

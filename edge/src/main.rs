@@ -78,6 +78,9 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::registry().with(filter).with(fmt).init();
     }
+    for note in &resolved.settings.notes {
+        tracing::warn!("{note}");
+    }
     match rt.block_on(n2n_edge::io::run(resolved, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -30,7 +30,9 @@ pub struct Settings {
     /// How often expired edges are swept.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
-    /// The range community subnets are carved from.
+    /// The range community subnets are carved from (CIDR; a bare address, as n2n-go took it,
+    /// covers the bits through its lowest set one, at least /8: 10.128.0.0 is 10.128.0.0/9).
+    #[serde(deserialize_with = "pool_subnet")]
     pub subnet: Ipv4Net,
     /// Prefix length of each community's subnet.
     pub community_prefix: u8,
@@ -44,6 +46,25 @@ pub struct Settings {
     pub log_level: String,
     /// SO_RCVBUF / SO_SNDBUF of the UDP socket, bytes.
     pub udp_buffer_size: usize,
+    /// n2n-go's verbose switch: true is `log_level: debug`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
+    /// What loading noted (n2n-go names read, keys ignored), for the daemon to log.
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+/// Reads the subnet pool from CIDR or from a bare n2n-go base address.
+fn pool_subnet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+    let s = String::deserialize(d)?;
+    let text = match s.parse::<std::net::Ipv4Addr>() {
+        Ok(a) => {
+            let prefix = (32 - u32::from(a).trailing_zeros()).clamp(8, 30);
+            format!("{a}/{prefix}")
+        }
+        Err(_) => s,
+    };
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 /// Settings of one community.
@@ -114,6 +135,8 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             log_level: "info".into(),
             udp_buffer_size: 4 << 20,
+            debug: false,
+            notes: Vec::new(),
         }
     }
 }
@@ -131,6 +154,19 @@ const KEYS: &[&str] = &[
     "allow_open",
     "log_level",
     "udp_buffer_size",
+    "debug",
+];
+
+/// n2n-go's supernode keys: renamed, or without meaning here.
+const LEGACY: cfg::Legacy = &[
+    ("listen_address", Some("listen")),
+    ("community_subnet", Some("subnet")),
+    ("community_subnet_cidr", Some("community_prefix")),
+    ("expiry_duration", Some("expiry")),
+    ("cleanup_interval", Some("sweep_interval")),
+    ("strict_hash_checking", None),
+    ("enable_vfuze", None),
+    ("config_file", None),
 ];
 
 /// Command-line flags (single- or double-dash). Every flag overrides the same-named key.
@@ -193,6 +229,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_buffer_size: Option<usize>,
+    /// n2n-go's VFuze relay switch: accepted and ignored.
+    #[arg(long = "enableFuze", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub enable_fuze: Option<bool>,
     /// Subcommand (none: run the daemon).
     #[command(subcommand)]
     #[serde(skip)]
@@ -220,15 +260,20 @@ impl Settings {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from("supernode.yaml"), false),
         };
-        let fig = cfg::layered(
+        let (fig, mut notes) = cfg::layered(
             &Settings::default(),
             Some(Path::new(&file)),
             required,
             KEYS,
+            LEGACY,
             flags,
         )?;
+        if flags.enable_fuze.is_some() {
+            notes.push("-enableFuze (n2n-go) has no meaning in n2n-rs; ignored".into());
+        }
         let mut s: Settings = fig.extract().map_err(cfg::explain)?;
-        if flags.debug {
+        s.notes = notes;
+        if flags.debug || s.debug {
             s.log_level = "debug".into();
         }
         s.validate()?;
@@ -361,6 +406,44 @@ mod tests {
     }
 
     #[test]
+    fn an_n2n_go_supernode_yaml_and_its_flags_still_start_the_supernode() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "supernode.yaml",
+                "listen_address: \":7700\"\ndebug: true\ncommunity_subnet: \"10.128.0.0\"\n\
+                 community_subnet_cidr: 24\nexpiry_duration: 90s\ncleanup_interval: 30s\n\
+                 udp_buffer_size: 8388608\nstrict_hash_checking: true\nenable_vfuze: true\n",
+            )?;
+            let s = Settings::load(&flags(&["-enableFuze=false"])).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.0, "0.0.0.0:7700".parse().unwrap());
+            assert_eq!(s.subnet.to_string(), "10.128.0.0/9");
+            assert_eq!(s.community_prefix, 24);
+            assert_eq!(
+                (s.expiry, s.sweep_interval),
+                (Duration::from_secs(90), Duration::from_secs(30))
+            );
+            assert_eq!(s.udp_buffer_size, 8 << 20);
+            assert_eq!(s.log_level, "debug", "n2n-go's debug: true");
+            let all = s.notes.join("\n");
+            for key in [
+                "listen_address",
+                "community_subnet_cidr",
+                "strict_hash_checking",
+                "-enableFuze",
+            ] {
+                assert!(all.contains(key), "no note on {key}: {all}");
+            }
+            let s = Settings::load(&flags(&["-subnet", "172.16.0.0", "-subnetcidr", "24"]))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.subnet.to_string(), "172.16.0.0/12");
+            jail.set_env("N2N_EXPIRY_DURATION", "2m");
+            let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
+            assert_eq!(s.expiry, Duration::from_secs(120));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_keys_and_values_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.yaml", "listen: \":7777\"\nlisten_port: 5\n")?;
@@ -383,7 +466,7 @@ mod tests {
                 e.starts_with("expiry:") && e.contains("command-line flags"),
                 "{e}"
             );
-            let e = Settings::load(&flags(&["-subnet", "10.0.0.0"])).unwrap_err();
+            let e = Settings::load(&flags(&["-subnet", "10.0.0.300"])).unwrap_err();
             assert!(e.starts_with("subnet:") && e.contains("CIDR"), "{e}");
             let e = Settings::load(&flags(&["-heartbeat", "60s", "-expiry", "30s"])).unwrap_err();
             assert!(e.starts_with("expiry:"), "{e}");
