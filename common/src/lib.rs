@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod host;
 pub mod os;
 pub mod ratelimit;
 pub mod rng;

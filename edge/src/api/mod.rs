@@ -47,9 +47,10 @@ pub type ApiRequest = (Query, oneshot::Sender<Answer>);
 
 type Tx = State<mpsc::Sender<ApiRequest>>;
 
-/// Builds the router.
-pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
-    Router::new()
+/// Builds the router for an API listening on `listen` (on loopback it answers only requests
+/// addressed to loopback names, against DNS rebinding).
+pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Router {
+    let app = Router::new()
         .route("/status", get(|s: Tx| ask(s, Query::Status)))
         .route("/peers.json", get(|s: Tx| ask(s, Query::Peers)))
         .route("/leases.json", get(|s: Tx| ask(s, Query::Leases)))
@@ -68,7 +69,14 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
                 axum::Json(serde_json::json!({ "error": "no such endpoint" })),
             )
         })
-        .with_state(tx)
+        .with_state(tx);
+    if listen.ip().is_loopback() {
+        app.layer(axum::middleware::from_fn(
+            n2n_common::host::loopback_host_only,
+        ))
+    } else {
+        app
+    }
 }
 
 /// The peer graph page (assets embedded at build time: no CDN, works offline).

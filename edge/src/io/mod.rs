@@ -134,7 +134,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 .await
                 .with_context(|| format!("cannot bind the API on {addr}"))?;
             tracing::info!(api = %listener.local_addr()?, "local API listening (peer graph at /peers)");
-            let app = api::router(api_tx);
+            let app = api::router(api_tx, listener.local_addr()?);
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {

@@ -112,7 +112,7 @@ pub async fn serve(
     let api_task = match api {
         Some(listener) => {
             tracing::info!(api = %listener.local_addr()?, "HTTP API listening");
-            let app = api::router(api_tx);
+            let app = api::router(api_tx, listener.local_addr()?);
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {

@@ -143,8 +143,13 @@ pub fn free_port() -> u16 {
 
 /// GET `path` from `addr`; returns (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_host(addr, path, "localhost").await
+}
+
+/// `http_get` with the `Host` header given.
+pub async fn http_get_host(addr: SocketAddr, path: &str, host: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).await.unwrap();

@@ -1,0 +1,88 @@
+//! Which HTTP `Host` values name this machine's loopback: the local APIs answer only those
+//! when they listen on loopback, so a web page cannot read them through DNS rebinding.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+/// True when `host` (a `Host` header: name or address, optional port) names loopback:
+/// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`. An empty header (HTTP/1.0) counts too:
+/// browsers always send one.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    if host.is_empty() {
+        return true;
+    }
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .and_then(|(ip, _)| ip.parse::<Ipv6Addr>().ok())
+            .is_some_and(|ip| ip.is_loopback());
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Axum middleware: answers 421 to requests whose `Host` is not loopback. Layer it on a
+/// router only when it listens on loopback (on a LAN address, its names are the user's).
+#[cfg(feature = "http")]
+pub async fn loopback_host_only(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let host = match req.headers().get(header::HOST) {
+        None => "",
+        Some(h) => h.to_str().unwrap_or("?"),
+    };
+    if is_loopback_host(host) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"error":"this API answers requests to localhost only (Host header)"}"#,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_names_pass_and_everything_else_is_refused() {
+        for ok in [
+            "localhost",
+            "localhost:7778",
+            "LOCALHOST.",
+            "app.localhost:80",
+            "127.0.0.1",
+            "127.0.0.1:7778",
+            "127.8.9.10:1",
+            "[::1]:7778",
+            "[::1]",
+            "",
+        ] {
+            assert!(is_loopback_host(ok), "{ok:?} refused");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:7778",
+            "localhost.evil.example",
+            "192.168.1.10:7778",
+            "10.0.0.1",
+            "[2001:db8::1]:7778",
+            "[::1",
+            "127.0.0.1.nip.io",
+            "0.0.0.0:7778",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad:?} accepted");
+        }
+    }
+}
