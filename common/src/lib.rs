@@ -14,6 +14,7 @@ pub mod session;
 pub mod stats;
 pub mod timer;
 pub mod types;
+pub mod udp;
 pub mod wire;
 
 #[cfg(feature = "test-support")]

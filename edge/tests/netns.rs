@@ -1,6 +1,6 @@
 //! The real `supernode` and `edge` binaries in network namespaces this test creates, with
 //! real TAP devices: addresses from the lease, ping, a checked TCP transfer, IPv6 link-local,
-//! ARP, the local API, and the TAP device removed at exit. Needs root (CI runs as root).
+//! ARP, the local API, the TAP device removed at exit, and an IPv6-only underlay. Needs root (CI runs as root).
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used)]
 
@@ -231,6 +231,91 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
         "{}",
         lab.log("a.log")
     );
+}
+
+#[test]
+fn an_ipv6_only_underlay_carries_the_overlay() {
+    assert!(
+        n2n_common::config::is_root(),
+        "this test needs root (network namespaces and TAP devices); CI runs as root"
+    );
+    let mut lab = Lab::new();
+    let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge"));
+    // The hosts lose their IPv4 addresses and get IPv6 ones only.
+    for (ns, host) in [("sn", 1), ("a", 0x11), ("b", 0x12)] {
+        ok(&[
+            "ip",
+            "-n",
+            &lab.ns(ns),
+            "-4",
+            "addr",
+            "flush",
+            "dev",
+            "eth0",
+        ]);
+        ok(&[
+            "ip",
+            "-n",
+            &lab.ns(ns),
+            "addr",
+            "add",
+            &format!("fd00:2::{host:x}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+    }
+    // `-listen :7777` (the default's form) takes IPv6 too.
+    lab.start_supernode();
+    for (ns, name) in [("a", "alpha"), ("b", "bravo")] {
+        let state = lab.dir.path().join(ns);
+        let args = [
+            "-community",
+            "six",
+            "-supernode",
+            "[fd00:2::1]:7777",
+            "-passphrase",
+            "test-secret",
+            "-edge-id",
+            name,
+            "-state-dir",
+            state.to_str().unwrap(),
+            "-port-mapping",
+            "false",
+        ];
+        lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
+    }
+    wait_for(
+        "both edges registered over IPv6 with a direct path",
+        Duration::from_secs(40),
+        || {
+            ["a", "b"].iter().all(|ns| {
+                let o = lab.exec(ns, &[edge.to_str().unwrap(), "peers", "--json"]);
+                o.status.success()
+                    && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                        .map(|v| {
+                            v["peers"]
+                                .as_array()
+                                .is_some_and(|p| p.len() == 1 && p[0]["path"] == "direct")
+                        })
+                        .unwrap_or(false)
+            })
+        },
+    );
+    let pa = api(&lab, "a", "peers");
+    let endpoint = pa["peers"][0]["endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("[fd00:2::12]:"), "{endpoint}");
+    let sb = api(&lab, "b", "status");
+    let ip_b = sb["ip"].as_str().unwrap().to_string();
+    let ping = lab.exec("a", &["ping", "-c", "3", "-i", "0.2", "-W", "2", &ip_b]);
+    assert!(
+        ping.status.success(),
+        "ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let ip_a = api(&lab, "a", "status")["ip"].as_str().unwrap().to_string();
+    tcp_transfer(&lab, "a", "b", &ip_b);
+    tcp_transfer(&lab, "b", "a", &ip_a);
 }
 
 #[test]

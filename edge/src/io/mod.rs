@@ -27,40 +27,48 @@ use tokio::sync::mpsc;
 use workers::{Shared, ToControl};
 
 fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    if let Err(e) = s
-        .set_recv_buffer_size(buffer)
-        .and_then(|_| s.set_send_buffer_size(buffer))
-    {
-        tracing::warn!(error = %e, "could not set UDP buffer sizes");
-    }
-    let addr: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, port).into();
-    s.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP port {port}"))?;
+    let s = n2n_common::udp::bind((std::net::Ipv4Addr::UNSPECIFIED, port).into(), buffer)?;
     // The receive worker wakes up twice a second to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     Ok(s.into())
 }
 
-/// The addresses of this host's interfaces that peers on the same LAN could reach (the
-/// source address towards the supernode, found without sending anything).
+/// Where the route lookup for this host's global IPv6 address points (documentation prefix:
+/// `connect` on a UDP socket sends nothing).
+const V6_PROBE: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    9,
+);
+
+/// The addresses of this host that peers could reach without the supernode's help: the
+/// source address towards the supernode (for peers on the same LAN) and, on a dual-stack
+/// socket, the global IPv6 address (no NAT in the way, only firewalls). Found without sending.
 fn lan_candidates(sock: &UdpSocket, supernode: SocketAddr) -> Vec<Candidate> {
-    let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
-    let probe = UdpSocket::bind("0.0.0.0:0")
-        .and_then(|p| p.connect(supernode).and_then(|_| p.local_addr()));
-    match probe {
-        Ok(a) if !a.ip().is_unspecified() && !a.ip().is_loopback() => {
-            vec![Candidate {
-                kind: CandidateKind::Lan,
-                addr: SocketAddr::new(a.ip(), port),
-            }]
-        }
-        _ => Vec::new(),
+    let local = sock.local_addr().ok();
+    let port = local.map(|a| a.port()).unwrap_or(0);
+    let mut probes = vec![supernode];
+    if local.is_some_and(|a| a.is_ipv6()) && supernode.is_ipv4() {
+        probes.push(V6_PROBE);
     }
+    probes
+        .into_iter()
+        .filter_map(|to| {
+            let any: SocketAddr = match to {
+                SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let p = UdpSocket::bind(any).ok()?;
+            p.connect(to).ok()?;
+            let ip = p.local_addr().ok()?.ip();
+            let usable = !ip.is_unspecified()
+                && !ip.is_loopback()
+                && !matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local());
+            usable.then_some(Candidate {
+                kind: CandidateKind::Lan,
+                addr: SocketAddr::new(ip, port),
+            })
+        })
+        .collect()
 }
 
 /// Runs the edge until `shutdown` resolves; says goodbye to the supernode on the way out.

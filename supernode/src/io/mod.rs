@@ -21,23 +21,11 @@ use tokio::sync::mpsc;
 /// Datagrams handled per wake-up before outputs are flushed (bounds store batching latency).
 const BATCH: usize = 256;
 
-/// Binds the UDP socket with the configured buffer sizes.
+/// Binds the UDP socket with the configured buffer sizes (an unspecified address listens on
+/// IPv4 and IPv6 where the host has it).
 pub fn bind_udp(addr: SocketAddr, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if let Err(e) = s
-        .set_recv_buffer_size(buffer)
-        .and_then(|_| s.set_send_buffer_size(buffer))
-    {
-        tracing::warn!(error = %e, "could not set UDP buffer sizes");
-    }
+    let s = n2n_common::udp::bind(addr, buffer)?;
     s.set_nonblocking(true)?;
-    s.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP {addr}"))?;
     Ok(UdpSocket::from_std(s.into())?)
 }
 

@@ -69,7 +69,7 @@ impl BatchSocket {
             for (m, buf) in self.meta.iter().zip(&self.bufs).take(n) {
                 let data = buf.get(..m.len).unwrap_or_default();
                 for d in data.chunks(m.stride.max(1)) {
-                    f(m.addr, d);
+                    f(n2n_common::udp::canonical(m.addr), d);
                     count += 1;
                 }
             }
