@@ -93,6 +93,9 @@ pub struct LimitSettings {
     pub max_edges_per_community: usize,
     /// Relayed packets per second per edge (burst: 1/5 s worth).
     pub relay_pps_per_edge: f64,
+    /// New open communities one source (IPv4 address, IPv6 /64) may create per hour (burst:
+    /// as many at once).
+    pub new_communities_per_hour: f64,
     /// Punch requests per second per edge (burst: 4x).
     pub punches_per_edge: f64,
 }
@@ -104,6 +107,7 @@ impl Default for LimitSettings {
             handshakes_per_source: l.handshakes_per_source.per_sec,
             max_edges_per_community: l.max_edges_per_community,
             relay_pps_per_edge: l.relay_per_edge.per_sec,
+            new_communities_per_hour: l.new_communities_per_source.burst,
             punches_per_edge: l.punches_per_edge.per_sec,
         }
     }
@@ -311,6 +315,7 @@ impl Settings {
             ("handshakes_per_source", l.handshakes_per_source),
             ("relay_pps_per_edge", l.relay_pps_per_edge),
             ("punches_per_edge", l.punches_per_edge),
+            ("new_communities_per_hour", l.new_communities_per_hour),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(format!("limits.{k}: must be a positive number"));
@@ -359,6 +364,10 @@ impl Settings {
                     (l.relay_pps_per_edge / 5.0).max(64.0),
                 ),
                 punches_per_edge: Rate::new(l.punches_per_edge, l.punches_per_edge * 4.0),
+                new_communities_per_source: Rate::new(
+                    l.new_communities_per_hour / 3600.0,
+                    l.new_communities_per_hour.max(1.0),
+                ),
                 ..Limits::default()
             },
         }

@@ -256,3 +256,50 @@ fn a_supernode_address_that_changes_is_followed() {
     assert_eq!(w.edges[a].core.supernode(), Some(real));
     assert!(w.edges[a].core.stats().registrations > regs);
 }
+
+#[test]
+fn one_source_cannot_use_up_the_subnet_pool() {
+    let mut cfg = SupernodeConfig::default();
+    cfg.limits.new_communities_per_source = n2n_common::ratelimit::Rate::new(1.0 / 3600.0, 3.0);
+    let mut w = World::new(8, cfg);
+    // Six edges behind one NAT, each asking for a community of its own.
+    let r = w.add_router(NatKind::PortRestricted);
+    let mut behind = Vec::new();
+    for i in 0..6u8 {
+        let mut o = EdgeOptions::new(NatKind::None, 10 + i);
+        o.behind = Some(r);
+        o.community = format!("grab{i}");
+        behind.push(w.add_edge(o));
+    }
+    w.run_for(Duration::from_secs(5));
+    let registered = behind
+        .iter()
+        .filter(|&&e| w.edges[e].core.is_registered())
+        .count();
+    assert_eq!(registered, 3, "the burst of three, no more");
+    let refused = behind
+        .iter()
+        .find(|&&e| !w.edges[e].core.is_registered())
+        .copied()
+        .unwrap();
+    assert!(
+        w.edges[refused].events.iter().any(
+            |e| matches!(e, Event::RegistrationRefused { reason } if reason.contains("new communities"))
+        ),
+        "the refusal says why"
+    );
+    let sn = w.sn.as_ref().unwrap();
+    assert_eq!(sn.communities().len(), 3);
+    assert!(sn.stats().limit_hits.new_communities >= 3);
+    // The same source still joins a community that exists, and other sources still create.
+    let mut join = EdgeOptions::new(NatKind::None, 30);
+    join.behind = Some(r);
+    join.community = "grab0".into();
+    let join = w.add_edge(join);
+    let mut other = EdgeOptions::new(NatKind::None, 31);
+    other.community = "elsewhere".into();
+    let other = w.add_edge(other);
+    assert!(w.run_until(Duration::from_secs(5), |w| {
+        w.edges[join].core.is_registered() && w.edges[other].core.is_registered()
+    }));
+}

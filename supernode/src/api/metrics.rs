@@ -62,6 +62,24 @@ pub fn render(sn: &Supernode, info: &DaemonInfo) -> String {
     );
     let _ = writeln!(
         out,
+        "# HELP n2n_supernode_limit_hits_total Requests refused by an abuse limit, by limit."
+    );
+    let _ = writeln!(out, "# TYPE n2n_supernode_limit_hits_total counter");
+    let hits = &st.limit_hits;
+    for (limit, n) in [
+        ("handshakes_per_source", hits.handshakes),
+        ("relay_pps_per_edge", hits.relay),
+        ("punches_per_edge", hits.punches),
+        ("max_edges_per_community", hits.community_full),
+        ("new_communities_per_hour", hits.new_communities),
+    ] {
+        let _ = writeln!(
+            out,
+            "n2n_supernode_limit_hits_total{{limit=\"{limit}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP n2n_supernode_drops_total Datagrams dropped, by reason."
     );
     let _ = writeln!(out, "# TYPE n2n_supernode_drops_total counter");

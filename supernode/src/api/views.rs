@@ -70,6 +70,7 @@ fn status(sn: &Supernode, info: &DaemonInfo, now: Instant) -> Value {
             "relay_pps_per_edge": st.limit_hits.relay,
             "punches_per_edge": st.limit_hits.punches,
             "max_edges_per_community": st.limit_hits.community_full,
+            "new_communities_per_hour": st.limit_hits.new_communities,
         },
     })
 }

@@ -24,6 +24,9 @@ pub struct Limits {
     pub handshakes_per_source: Rate,
     /// Source IPs tracked by the handshake limiter at once.
     pub max_tracked_sources: usize,
+    /// New open communities per source (an IPv4 address or an IPv6 /64): each takes a subnet
+    /// for good, so one source must not use up the pool.
+    pub new_communities_per_source: Rate,
     /// Registered edges per community.
     pub max_edges_per_community: usize,
     /// Relayed packets per edge.
@@ -39,6 +42,7 @@ impl Default for Limits {
         Self {
             handshakes_per_source: Rate::new(10.0, 40.0),
             max_tracked_sources: 100_000,
+            new_communities_per_source: Rate::new(8.0 / 3600.0, 8.0),
             max_edges_per_community: 4096,
             relay_per_edge: Rate::new(100_000.0, 20_000.0),
             punches_per_edge: Rate::new(10.0, 40.0),

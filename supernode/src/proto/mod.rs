@@ -122,6 +122,19 @@ pub struct LimitHits {
     pub punches: u64,
     /// Registrations refused because the community was full.
     pub community_full: u64,
+    /// Open communities refused because their source created too many.
+    pub new_communities: u64,
+}
+
+/// The key abuse limits count a source under: its IPv4 address, or the /64 of its IPv6
+/// address (one subscriber's share: per-address limits would be no limits at all).
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -150,6 +163,7 @@ pub struct Supernode {
     edges: BTreeMap<EdgeId, EdgeRecord>,
     next_edge_id: EdgeId,
     handshakes: KeyedLimiter<IpAddr>,
+    new_communities: KeyedLimiter<IpAddr>,
     unknown_replies: TokenBucket,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -178,6 +192,10 @@ impl Supernode {
         let limits = config.limits.clone();
         let mut sn = Self {
             handshakes: KeyedLimiter::new(limits.handshakes_per_source, limits.max_tracked_sources),
+            new_communities: KeyedLimiter::new(
+                limits.new_communities_per_source,
+                limits.max_tracked_sources,
+            ),
             unknown_replies: TokenBucket::new(limits.unknown_session_replies, now),
             config,
             identity,
@@ -314,6 +332,7 @@ impl Supernode {
             self.remove_edge(id, RemoveReason::Expired);
         }
         self.handshakes.prune(now);
+        self.new_communities.prune(now);
     }
 
     fn remove_edge(&mut self, id: EdgeId, reason: RemoveReason) {
@@ -349,5 +368,23 @@ impl Supernode {
         [bucket, bucket.wrapping_sub(1)]
             .iter()
             .any(|b| kdf::ct_eq(&kdf::cookie(&self.cookie_secret, from, *b), cookie))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_key;
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let k = |s: &str| source_key(s.parse().unwrap());
+        assert_eq!(k("192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(
+            k("2001:db8:1:2::9"),
+            "2001:db8:1:2::".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
     }
 }

@@ -1,6 +1,6 @@
 //! The hello exchange and registration: admission, leases, the ack and the peer list.
 
-use super::{CommunityRecord, EdgeRecord, Event, Lease, Supernode, community};
+use super::{CommunityRecord, EdgeRecord, Event, Lease, Supernode, community, source_key};
 use n2n_common::crypto::aead::SessionKey;
 use n2n_common::crypto::kdf;
 use n2n_common::ratelimit::TokenBucket;
@@ -23,7 +23,7 @@ impl Supernode {
     ) -> Result<(), DropReason> {
         match PlainMessage::parse(bytes).map_err(|e| e.drop_reason())? {
             PlainMessage::Hello { nonce } => {
-                if !self.handshakes.allow(&from.ip(), now) {
+                if !self.handshakes.allow(&source_key(from.ip()), now) {
                     self.stats.limit_hits.handshakes += 1;
                     return Err(DropReason::RateLimited);
                 }
@@ -50,7 +50,7 @@ impl Supernode {
                 if !self.cookie_valid(from, now, &cookie) {
                     return Err(DropReason::Auth);
                 }
-                if !self.handshakes.allow(&from.ip(), now) {
+                if !self.handshakes.allow(&source_key(from.ip()), now) {
                     self.stats.limit_hits.handshakes += 1;
                     return Err(DropReason::RateLimited);
                 }
@@ -97,6 +97,14 @@ impl Supernode {
                 );
                 return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
             }
+        }
+        let new_open = policy.is_none() && !self.communities.contains_key(&name);
+        if new_open && !self.new_communities.allow(&source_key(from.ip()), now) {
+            self.stats.limit_hits.new_communities += 1;
+            let reason =
+                "too many new communities from this address; join an existing one or try later"
+                    .to_string();
+            return self.refuse(from, &mut session, &name, NakCode::RateLimited, reason);
         }
         if !self.ensure_community(&name) {
             let reason = "no free subnet left for a new community".to_string();
