@@ -325,7 +325,17 @@ fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
 
         // The edge goes away: its page says so.
         d.goto("http://198.18.0.2:7778/peers");
-        d.wait_js("page live again", STATE, |v| v["conn"] == "live");
+        // A fresh page still lists charlie as gone: the edge remembers, not the page.
+        let s = d.wait_js("page live again", STATE, |v| {
+            v["conn"] == "live" && v["peers"] == 1
+        });
+        assert!(
+            s["offline"][0]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("charlie"),
+            "{s}"
+        );
         let a = lab.children.iter().position(|_| true).map(|_| 1).unwrap();
         ok(&["kill", "-TERM", &lab.children[a].id().to_string()]);
         d.wait_js("unreachable banner", STATE, |v| v["banner"] == true);

@@ -303,3 +303,33 @@ fn one_source_cannot_use_up_the_subnet_pool() {
         w.edges[join].core.is_registered() && w.edges[other].core.is_registered()
     }));
 }
+
+#[test]
+fn a_peer_that_leaves_is_remembered_until_it_returns() {
+    let mut w = World::new(9, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    assert!(w.edges[a].core.departed().is_empty());
+    let (b_id, b_ip) = (
+        w.edges[b].core.edge_id().unwrap(),
+        w.edges[b].core.address().unwrap().0,
+    );
+    let now = w.now;
+    w.edges[b]
+        .core
+        .handle_command(now, n2n_edge::proto::Command::Shutdown);
+    w.drain();
+    assert!(w.run_until(Duration::from_secs(5), |w| {
+        w.edges[a].core.peers().is_empty()
+    }));
+    let gone = &w.edges[a].core.departed()[&b_id];
+    assert_eq!((gone.ip, gone.desc.as_str()), (b_ip, "edge1"));
+    assert_eq!(gone.mac, w.edges[b].core.config().mac);
+    // It comes back (same machine: same id): no longer listed as gone.
+    w.restart_edge(b, 99);
+    assert!(w.run_until(Duration::from_secs(10), |w| {
+        w.edges[a].core.peers().contains_key(&b_id)
+    }));
+    assert!(w.edges[a].core.departed().is_empty());
+}

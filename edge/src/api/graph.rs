@@ -197,6 +197,33 @@ pub fn svg(v: &Value) -> String {
     out
 }
 
+/// DOT of the peers that left (the `offline` list of `/peers.json` data), as n2n-go served it.
+pub fn offline_dot(v: &Value) -> String {
+    let me = v.get("self").cloned().unwrap_or(Value::Null);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "digraph \"{} offline\" {{",
+        dot_escape(text(&me, "community"))
+    );
+    let _ = writeln!(
+        out,
+        "  node [shape=box, style=\"rounded,dashed\", color=grey, fontcolor=grey40];"
+    );
+    let offline = v.get("offline").and_then(|o| o.as_array());
+    for p in offline.map(|a| a.as_slice()).unwrap_or(&[]) {
+        let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  p{id} [label=\"{}\\n{}\"];",
+            dot_escape(text(p, "desc")),
+            dot_escape(text(p, "ip"))
+        );
+    }
+    out.push_str("}\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +249,21 @@ mod tests {
         assert!(d.contains("p3 -> self [color=orange"));
         assert!(d.contains("self -> p4 [style=dotted"));
         assert_eq!(d.matches('{').count(), d.matches('}').count());
+    }
+
+    #[test]
+    fn offline_dot_lists_departed_peers_escaped() {
+        let v = json!({
+            "self": { "community": "acme" },
+            "offline": [{ "id": 7, "desc": "gone\"<b>", "ip": "10.0.0.7" }, { "id": 8, "desc": "x", "ip": "10.0.0.8" }]
+        });
+        let d = offline_dot(&v);
+        assert!(
+            d.contains("p7 [label=\"gone\\\"&lt;b&gt;\\n10.0.0.7\"]"),
+            "{d}"
+        );
+        assert!(d.contains("p8 [label="));
+        assert_eq!(offline_dot(&json!({})).matches("label").count(), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod graph;
 mod views;
 
-pub use graph::{dot, svg};
+pub use graph::{dot, offline_dot, svg};
 pub use views::{DaemonInfo, answer, peers_json};
 
 use axum::Router;
@@ -29,6 +29,8 @@ pub enum Query {
     Dot,
     /// SVG of the peer graph.
     Svg,
+    /// Graphviz DOT of the peers that left.
+    OfflineDot,
     /// Prometheus metrics.
     Metrics,
 }
@@ -56,6 +58,7 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Rou
         .route("/leases.json", get(|s: Tx| ask(s, Query::Leases)))
         .route("/peers.dot", get(|s: Tx| ask(s, Query::Dot)))
         .route("/peers.svg", get(|s: Tx| ask(s, Query::Svg)))
+        .route("/offlines.dot", get(|s: Tx| ask(s, Query::OfflineDot)))
         .route("/metrics", get(|s: Tx| ask(s, Query::Metrics)))
         .route("/peers", get(|| async { Html(PEERS_PAGE) }))
         .route(

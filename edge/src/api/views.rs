@@ -39,6 +39,10 @@ pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer
             "text/vnd.graphviz; charset=utf-8",
             super::dot(&peers_json(edge, info, now)),
         ),
+        Query::OfflineDot => Answer::Text(
+            "text/vnd.graphviz; charset=utf-8",
+            super::offline_dot(&peers_json(edge, info, now)),
+        ),
         Query::Svg => Answer::Text(
             "image/svg+xml; charset=utf-8",
             super::svg(&peers_json(edge, info, now)),
@@ -134,7 +138,30 @@ pub fn peers_json(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
             "supernode": edge.supernode().map(|a| a.to_string()),
         },
         "peers": peers,
+        "offline": offline(edge, now),
     })
+}
+
+/// The peers that left, newest first, with the Unix time they left.
+fn offline(edge: &Edge, now: Instant) -> Vec<Value> {
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut list: Vec<_> = edge.departed().iter().collect();
+    list.sort_by_key(|(_, d)| std::cmp::Reverse(d.left));
+    list.into_iter()
+        .map(|(id, d)| {
+            let ago = now.saturating_duration_since(d.left).as_secs();
+            json!({
+                "id": id,
+                "mac": d.mac.to_string(),
+                "ip": d.ip.to_string(),
+                "desc": d.desc,
+                "left_unix": unix_now.saturating_sub(ago),
+            })
+        })
+        .collect()
 }
 
 fn leases(edge: &Edge) -> Value {

@@ -165,6 +165,7 @@ pub struct Edge {
     observed: Option<SocketAddr>,
     key: KeyPair,
     peers: BTreeMap<EdgeId, Peer>,
+    departed: BTreeMap<EdgeId, Departed>,
     sync_seen: Option<Vec<EdgeId>>,
     macs: BTreeMap<Mac, (EdgeId, Instant)>,
     last_sync_request: Option<Instant>,
@@ -179,6 +180,24 @@ pub struct Edge {
     fwd_dirty: bool,
     fwd_built_at: Option<Instant>,
     data_counters: std::sync::Arc<forward::DataCounters>,
+}
+
+/// How long a departed peer is remembered.
+pub const DEPARTED_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How many departed peers are remembered at most (the oldest go first).
+pub const MAX_DEPARTED: usize = 256;
+
+/// A peer that left: what it was, and when it went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departed {
+    /// Its MAC.
+    pub mac: Mac,
+    /// Its virtual IP.
+    pub ip: Ipv4Addr,
+    /// Its description. Untrusted text.
+    pub desc: String,
+    /// When it left.
+    pub left: Instant,
 }
 
 impl Edge {
@@ -197,6 +216,7 @@ impl Edge {
             observed: None,
             key,
             peers: BTreeMap::new(),
+            departed: BTreeMap::new(),
             sync_seen: None,
             macs: BTreeMap::new(),
             last_sync_request: None,
@@ -273,6 +293,11 @@ impl Edge {
     /// Peers by id.
     pub fn peers(&self) -> &BTreeMap<EdgeId, Peer> {
         &self.peers
+    }
+
+    /// Peers that left while this edge ran, newest [`MAX_DEPARTED`] within [`DEPARTED_FOR`].
+    pub fn departed(&self) -> &BTreeMap<EdgeId, Departed> {
+        &self.departed
     }
 
     /// Counters, including the data plane's.

@@ -48,6 +48,7 @@ impl Edge {
                 (false, key_changed, addr_changed)
             }
             None => {
+                self.departed.remove(&id);
                 self.peers.insert(id, Peer::new(info, now));
                 (true, true, true)
             }
@@ -85,15 +86,37 @@ impl Edge {
             }
         }
         for id in gone {
-            self.remove_peer(id);
+            self.remove_peer(now, id);
         }
     }
 
-    pub(super) fn remove_peer(&mut self, id: EdgeId) {
-        if self.peers.remove(&id).is_some() {
-            self.macs.retain(|_, (p, _)| *p != id);
-            self.events.push_back(Event::PeerRemoved { id });
+    pub(super) fn remove_peer(&mut self, now: Instant, id: EdgeId) {
+        let Some(p) = self.peers.remove(&id) else {
+            return;
+        };
+        self.macs.retain(|_, (p, _)| *p != id);
+        self.events.push_back(Event::PeerRemoved { id });
+        self.departed
+            .retain(|_, d| now.saturating_duration_since(d.left) < super::DEPARTED_FOR);
+        if self.departed.len() >= super::MAX_DEPARTED
+            && let Some(oldest) = self
+                .departed
+                .iter()
+                .min_by_key(|(_, d)| d.left)
+                .map(|(k, _)| *k)
+        {
+            self.departed.remove(&oldest);
         }
+        let info = p.info;
+        self.departed.insert(
+            id,
+            super::Departed {
+                mac: info.mac,
+                ip: info.ip,
+                desc: info.desc,
+                left: now,
+            },
+        );
     }
 
     /// Starts (or extends) a probing burst to every candidate of a peer.
@@ -191,7 +214,7 @@ impl Edge {
                         now.saturating_duration_since(t) > self.config.path_timeout
                     });
                     if silent && p.unlisted {
-                        self.remove_peer(id);
+                        self.remove_peer(now, id);
                     } else if silent {
                         p.path = Path::Relayed;
                         p.rtt = None;

@@ -337,7 +337,7 @@ impl Edge {
             }
             SealedMessage::PeerRemove { ids } => {
                 for id in ids {
-                    self.remove_peer(id);
+                    self.remove_peer(now, id);
                 }
             }
             SealedMessage::Punch { peer } => self.upsert_peer(now, peer, true),
