@@ -30,6 +30,10 @@ pub struct Settings {
     /// How often expired edges are swept.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// An open community without an edge for this long is removed with its leases and its
+    /// subnet returns to the pool ("0s": never).
+    #[serde(with = "humantime_serde")]
+    pub open_community_idle: Duration,
     /// The range community subnets are carved from (CIDR; a bare address, as n2n-go took it,
     /// covers the bits through its lowest set one, at least /8: 10.128.0.0 is 10.128.0.0/9).
     #[serde(deserialize_with = "pool_subnet")]
@@ -129,6 +133,7 @@ impl Default for Settings {
             heartbeat: core.heartbeat,
             expiry: core.expiry,
             sweep_interval: core.sweep_interval,
+            open_community_idle: core.open_community_idle,
             subnet: Ipv4Net {
                 addr: core.subnet_pool.0,
                 prefix: core.subnet_pool.1,
@@ -153,6 +158,7 @@ const KEYS: &[&str] = &[
     "heartbeat",
     "expiry",
     "sweep_interval",
+    "open_community_idle",
     "subnet",
     "community_prefix",
     "allow_open",
@@ -336,6 +342,7 @@ impl Settings {
             heartbeat: self.heartbeat,
             expiry: self.expiry,
             sweep_interval: self.sweep_interval,
+            open_community_idle: self.open_community_idle,
             subnet_pool: (self.subnet.addr, self.subnet.prefix),
             community_prefix: self.community_prefix,
             allow_open: self.allow_open,

@@ -346,6 +346,10 @@ impl World {
                             .retain(|x| !(x.community == l.community && x.mac == l.mac));
                         self.sn_store.leases.push(l.clone());
                     }
+                    SnEvent::CommunityRemoved { name, .. } => {
+                        self.sn_store.communities.retain(|c| &c.name != name);
+                        self.sn_store.leases.retain(|l| &l.community != name);
+                    }
                     SnEvent::LeaseReclaimed { community, mac } => {
                         self.sn_store
                             .leases

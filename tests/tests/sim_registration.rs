@@ -333,3 +333,61 @@ fn a_peer_that_leaves_is_remembered_until_it_returns() {
     }));
     assert!(w.edges[a].core.departed().is_empty());
 }
+
+#[test]
+fn an_abandoned_open_community_gives_its_subnet_back() {
+    let mut cfg = SupernodeConfig {
+        open_community_idle: Duration::from_secs(3600),
+        ..SupernodeConfig::default()
+    };
+    cfg.communities
+        .insert("kept".into(), CommunityPolicy::default());
+    let mut w = World::new(10, cfg);
+    let edge_in = |w: &mut World, community: &str, machine: u8| {
+        let mut o = EdgeOptions::new(NatKind::None, machine);
+        o.community = community.into();
+        w.add_edge(o)
+    };
+    let idle = edge_in(&mut w, "idle", 1);
+    let kept = edge_in(&mut w, "kept", 2);
+    let busy = edge_in(&mut w, "busy", 3);
+    assert!(w.run_until(Duration::from_secs(10), |w| {
+        [idle, kept, busy]
+            .iter()
+            .all(|&e| w.edges[e].core.is_registered())
+    }));
+    for e in [idle, kept] {
+        let now = w.now;
+        w.edges[e]
+            .core
+            .handle_command(now, n2n_edge::proto::Command::Shutdown);
+        w.restart_edge(e, 50 + e as u64);
+        // The restarted cores must stay quiet: point them nowhere.
+        let now = w.now;
+        w.edges[e].core.handle_command(
+            now,
+            n2n_edge::proto::Command::SetSupernodes(vec!["203.0.113.250:7777".parse().unwrap()]),
+        );
+    }
+    w.run_for(Duration::from_secs(1800));
+    assert_eq!(
+        w.sn.as_ref().unwrap().communities().len(),
+        3,
+        "not idle long enough yet"
+    );
+    w.run_for(Duration::from_secs(2400));
+    let sn = w.sn.as_ref().unwrap();
+    let names: Vec<&String> = sn.communities().keys().collect();
+    assert_eq!(
+        names,
+        ["busy", "kept"],
+        "only the abandoned open one is gone"
+    );
+    assert!(w.sn_events.iter().any(
+        |e| matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if name == "idle")
+    ));
+    assert!(w.sn_store.leases.iter().all(|l| l.community != "idle"));
+    assert!(w.sn_store.communities.iter().all(|c| c.name != "idle"));
+    assert!(w.sn_store.leases.iter().any(|l| l.community == "kept"));
+    assert!(w.edges[busy].core.is_registered());
+}

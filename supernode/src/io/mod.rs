@@ -210,6 +210,9 @@ fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
         Event::CommunityCreated(c) => {
             tracing::info!(community = %c.name, subnet = %format!("{}/{}", c.subnet, c.prefix), "community created")
         }
+        Event::CommunityRemoved { name, subnet } => {
+            tracing::info!(community = %name, %subnet, "open community unused for open_community_idle: removed, its subnet is free again")
+        }
         Event::LeaseGranted(_) | Event::LeaseReclaimed { .. } => {}
     }
 }

@@ -79,7 +79,10 @@ impl Store {
         if !events.iter().any(|e| {
             matches!(
                 e,
-                Event::CommunityCreated(_) | Event::LeaseGranted(_) | Event::LeaseReclaimed { .. }
+                Event::CommunityCreated(_)
+                    | Event::CommunityRemoved { .. }
+                    | Event::LeaseGranted(_)
+                    | Event::LeaseReclaimed { .. }
             )
         }) {
             return Ok(());
@@ -92,6 +95,16 @@ impl Store {
                         .bind(&c.name)
                         .bind(c.subnet.to_string())
                         .bind(i64::from(c.prefix))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::CommunityRemoved { name, .. } => {
+                    sqlx::query("DELETE FROM leases WHERE community = ?")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM communities WHERE name = ?")
+                        .bind(name)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -130,5 +143,54 @@ impl Store {
             .execute(&self.pool)
             .await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn lease(community: &str, last: u8) -> Lease {
+        Lease {
+            community: community.into(),
+            mac: Mac([2, 0, 0, 0, 0, last]),
+            ip: Ipv4Addr::new(10, 128, 0, last),
+            edge_id: u32::from(last),
+            desc: format!("e{last}"),
+            last_seen_unix: 1_700_000_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_removed_community_goes_with_its_leases_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("leases.db")).await.unwrap();
+        let rec = |name: &str, third: u8| CommunityRecord {
+            name: name.into(),
+            subnet: Ipv4Addr::new(10, 128, third, 0),
+            prefix: 24,
+        };
+        store
+            .apply(&[
+                Event::CommunityCreated(rec("gone", 1)),
+                Event::CommunityCreated(rec("stays", 2)),
+                Event::LeaseGranted(lease("gone", 1)),
+                Event::LeaseGranted(lease("gone", 2)),
+                Event::LeaseGranted(lease("stays", 3)),
+            ])
+            .await
+            .unwrap();
+        store
+            .apply(&[Event::CommunityRemoved {
+                name: "gone".into(),
+                subnet: Ipv4Addr::new(10, 128, 1, 0),
+            }])
+            .await
+            .unwrap();
+        let state = store.load().await.unwrap();
+        assert_eq!(state.communities, vec![rec("stays", 2)]);
+        assert_eq!(state.leases, vec![lease("stays", 3)]);
     }
 }

@@ -65,6 +65,15 @@ fn host_range(subnet: Ipv4Addr, prefix: u8) -> (u32, u32) {
 }
 
 impl Community {
+    /// Unix seconds its newest lease was last seen (0 without leases).
+    pub fn last_seen_unix(&self) -> u64 {
+        self.leases
+            .values()
+            .map(|l| l.last_seen_unix)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// A community with no leases yet.
     pub fn new(record: &CommunityRecord, policy: CommunityPolicy) -> Self {
         Self {

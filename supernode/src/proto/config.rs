@@ -60,6 +60,9 @@ pub struct SupernodeConfig {
     pub expiry: Duration,
     /// Period of the expiry sweep.
     pub sweep_interval: Duration,
+    /// An open (unconfigured) community without an edge for this long is removed with its
+    /// leases, and its subnet goes back to the pool; zero keeps them for ever.
+    pub open_community_idle: Duration,
     /// The range community subnets are carved from (network, prefix length).
     pub subnet_pool: (Ipv4Addr, u8),
     /// Prefix length of each community's subnet.
@@ -78,6 +81,7 @@ impl Default for SupernodeConfig {
             heartbeat: Duration::from_secs(10),
             expiry: Duration::from_secs(45),
             sweep_interval: Duration::from_secs(5),
+            open_community_idle: Duration::from_secs(30 * 24 * 3600),
             subnet_pool: (Ipv4Addr::new(10, 128, 0, 0), 9),
             community_prefix: 24,
             allow_open: true,

@@ -52,6 +52,13 @@ pub enum Event {
     CommunityCreated(CommunityRecord),
     /// A lease was granted or changed; persist it.
     LeaseGranted(Lease),
+    /// An open community stood empty for `open_community_idle`: delete it and its leases.
+    CommunityRemoved {
+        /// Its name.
+        name: String,
+        /// Its subnet, free again.
+        subnet: Ipv4Addr,
+    },
     /// A lease was reclaimed for another MAC; delete it.
     LeaseReclaimed {
         /// Community.
@@ -333,14 +340,48 @@ impl Supernode {
         }
         self.handshakes.prune(now);
         self.new_communities.prune(now);
+        self.remove_idle_communities(now);
+    }
+
+    /// Removes open communities nobody used for `open_community_idle` (their last lease was
+    /// seen that long ago and no edge is registered), so abandoned ones free their subnet.
+    fn remove_idle_communities(&mut self, now: Instant) {
+        let idle = self.config.open_community_idle.as_secs();
+        if idle == 0 {
+            return;
+        }
+        let cutoff = self.unix_time(now).saturating_sub(idle);
+        let configured = &self.config.communities;
+        let gone: Vec<(String, Ipv4Addr)> = self
+            .communities
+            .values()
+            .filter(|c| c.members.is_empty() && !configured.contains_key(&c.name))
+            .filter(|c| c.last_seen_unix() <= cutoff)
+            .map(|c| (c.name.clone(), c.subnet))
+            .collect();
+        for (name, subnet) in gone {
+            self.communities.remove(&name);
+            self.subnets.remove(&subnet);
+            self.events
+                .push_back(Event::CommunityRemoved { name, subnet });
+        }
     }
 
     fn remove_edge(&mut self, id: EdgeId, reason: RemoveReason) {
         let Some(rec) = self.edges.remove(&id) else {
             return;
         };
+        let unix_now = self.unix_time(rec.last_seen);
         if let Some(c) = self.communities.get_mut(&rec.community) {
             c.members.remove(&id);
+            // The lease remembers when its edge was last heard from (idle communities and
+            // the lease list go by it).
+            if let Some(l) = c.leases.get_mut(&rec.mac)
+                && l.edge_id == id
+            {
+                l.last_seen_unix = l.last_seen_unix.max(unix_now);
+                self.events.push_back(Event::LeaseGranted(l.clone()));
+            }
         }
         self.broadcast(
             &rec.community,
