@@ -326,6 +326,36 @@ fn a_peer_that_leaves_is_remembered_until_it_returns() {
     let gone = &w.edges[a].core.departed()[&b_id];
     assert_eq!((gone.ip, gone.desc.as_str()), (b_ip, "edge1"));
     assert_eq!(gone.mac, w.edges[b].core.config().mac);
+    // The API lists it as offline, in /peers.json and /leases.json.
+    let info = n2n_edge::api::DaemonInfo {
+        community: "acme".into(),
+        tap: "n2n0".into(),
+        local: "192.0.2.1:1".parse().unwrap(),
+        started: w.now,
+        fingerprint: None,
+    };
+    let peers = n2n_edge::api::peers_json(&w.edges[a].core, &info, w.now);
+    assert_eq!(peers["offline"][0]["desc"], "edge1");
+    assert_eq!(peers["offline"][0]["ip"], b_ip.to_string());
+    let n2n_edge::api::Answer::Json(_, leases) = n2n_edge::api::answer(
+        &n2n_edge::api::Query::Leases,
+        &w.edges[a].core,
+        &info,
+        w.now,
+    ) else {
+        panic!("leases are JSON")
+    };
+    let row = leases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == b_id)
+        .unwrap();
+    assert_eq!(
+        (row["online"].clone(), row["self"].clone()),
+        (false.into(), false.into())
+    );
+    assert_eq!(row["ip"], b_ip.to_string());
     // It comes back (same machine: same id): no longer listed as gone.
     w.restart_edge(b, 99);
     assert!(w.run_until(Duration::from_secs(10), |w| {

@@ -34,7 +34,7 @@ pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer
     match q {
         Query::Status => Answer::Json(StatusCode::OK, status(edge, info, now)),
         Query::Peers => Answer::Json(StatusCode::OK, peers_json(edge, info, now)),
-        Query::Leases => Answer::Json(StatusCode::OK, leases(edge)),
+        Query::Leases => Answer::Json(StatusCode::OK, leases(edge, now)),
         Query::Dot => Answer::Text(
             "text/vnd.graphviz; charset=utf-8",
             super::dot(&peers_json(edge, info, now)),
@@ -164,16 +164,25 @@ fn offline(edge: &Edge, now: Instant) -> Vec<Value> {
         .collect()
 }
 
-fn leases(edge: &Edge) -> Value {
+fn leases(edge: &Edge, now: Instant) -> Value {
     let mut list = vec![json!({
         "id": edge.edge_id(),
         "mac": edge.config().mac.to_string(),
         "ip": edge.address().map(|(ip, _)| ip.to_string()),
         "desc": edge.config().desc,
         "self": true,
+        "online": edge.is_registered(),
     })];
     list.extend(edge.peers().values().map(|p| {
-        json!({ "id": p.info.id, "mac": p.info.mac.to_string(), "ip": p.info.ip.to_string(), "desc": p.info.desc, "self": false })
+        json!({ "id": p.info.id, "mac": p.info.mac.to_string(), "ip": p.info.ip.to_string(), "desc": p.info.desc, "self": false, "online": true })
+    }));
+    // Peers that left keep their address (the supernode holds their lease for them).
+    list.extend(offline(edge, now).into_iter().map(|mut o| {
+        if let Some(m) = o.as_object_mut() {
+            m.insert("self".into(), false.into());
+            m.insert("online".into(), false.into());
+        }
+        o
     }));
     Value::Array(list)
 }
