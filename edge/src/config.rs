@@ -212,10 +212,6 @@ pub struct Flags {
     )]
     #[serde(skip)]
     pub enable_fuze: Option<bool>,
-    /// n2n-go's console-logging switch: accepted; logs always go to standard error.
-    #[arg(long, short = 'l', hide = true, global = true)]
-    #[serde(skip)]
-    pub stdout_log: bool,
     /// Subcommand (none: run the edge).
     #[command(subcommand)]
     #[serde(skip)]
@@ -226,7 +222,11 @@ pub struct Flags {
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// Run the edge (the default).
-    Up,
+    Up {
+        /// n2n-go's console-logging switch: accepted; logs always go to standard error.
+        #[arg(long, short = 'l', hide = true)]
+        stdout_log: bool,
+    },
     /// Show the running edge's status.
     Status {
         /// Print the API's JSON instead of a table.
@@ -240,17 +240,60 @@ pub enum Command {
         json: bool,
     },
     /// Print stored log lines (needs log_store: true).
-    Logs {
-        /// The newest N lines.
-        #[arg(long, short = 'n', default_value_t = 100)]
-        last: i64,
-        /// Only lines from this long ago on, e.g. 90s, 1h, 2d.
-        #[arg(long)]
-        since: Option<String>,
-        /// Minimum level: error, warn, info, debug, trace.
-        #[arg(long, default_value = "trace")]
-        level: String,
+    Logs(LogsArgs),
+    /// n2n-go's management commands: status, ping, peers, logs, help.
+    #[command(hide = true)]
+    Ctl {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
+}
+
+/// Which stored log lines `edge logs` prints.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogsArgs {
+    /// At most the newest N lines (n2n-go: --count, --limit).
+    #[arg(
+        long,
+        short = 'n',
+        default_value_t = 100,
+        visible_alias = "count",
+        alias = "limit",
+        short_alias = 'l'
+    )]
+    pub last: i64,
+    /// Only lines from then on: a time ago (90s, 1h, 2d) or a time (2026-12-01T10:00:00Z).
+    #[arg(long, short = 's')]
+    pub since: Option<String>,
+    /// Only lines up to then, in the same forms (n2n-go: --between -s A -e B).
+    #[arg(long, short = 'e', alias = "end")]
+    pub until: Option<String>,
+    /// Minimum level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "trace")]
+    pub level: String,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// n2n-go's pretty switch: text is the default here.
+    #[arg(long, short = 'p', hide = true)]
+    pub pretty: bool,
+}
+
+/// A time given as a span ago (`90s`, `1h`, `2d`) or as an RFC 3339 time, in Unix ms.
+pub fn parse_when(spec: &str, now: std::time::SystemTime) -> Result<i64, String> {
+    let at = match humantime::parse_duration(spec) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => humantime::parse_rfc3339_weak(spec).map_err(|_| {
+            format!(
+                "{spec:?}: want a time ago like 90s, 1h, 2d or a time like 2026-12-01T10:00:00Z"
+            )
+        })?,
+    };
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0))
 }
 
 /// Resolves supernode names (host:port) to addresses, preferring IPv4 (the socket is IPv4).
@@ -433,8 +476,9 @@ mod tests {
                  encryption_passphrase: pw\ncompress_payload: true\nenable_vfuze: true\n\
                  protocol_version: 5\nverify_hash: true\nheartbeat: 15s\n",
             )?;
-            let s = Settings::load(&flags(&["up", "-i", "other", "-l", "-enableFuze"]))
-                .map_err(|e| e.to_string())?;
+            let f = flags(&["up", "-i", "other", "-l", "-enableFuze"]);
+            assert!(matches!(f.command, Some(Command::Up { stdout_log: true })));
+            let s = Settings::load(&f).map_err(|e| e.to_string())?;
             assert_eq!(s.supernode, ["127.0.0.1:7777"]);
             assert_eq!(
                 s.heartbeat,
@@ -470,6 +514,48 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn logs_takes_n2n_go_forms_and_times_ago_or_absolute() {
+        let f = flags(&[
+            "logs",
+            "-l",
+            "5",
+            "-s",
+            "1h",
+            "-e",
+            "2026-12-01T10:00:00Z",
+            "-p",
+        ]);
+        let Some(Command::Logs(a)) = f.command else {
+            panic!("{:?}", f.command)
+        };
+        assert_eq!(a.last, 5);
+        assert_eq!(
+            (a.since.as_deref(), a.until.as_deref()),
+            (Some("1h"), Some("2026-12-01T10:00:00Z"))
+        );
+        let f = flags(&["logs", "--count", "7", "--end", "10m"]);
+        assert!(matches!(
+            f.command,
+            Some(Command::Logs(LogsArgs { last: 7, .. }))
+        ));
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        assert_eq!(parse_when("1h", now), Ok((2_000_000_000 - 3600) * 1000));
+        assert_eq!(
+            parse_when("2026-12-01T10:00:00Z", now),
+            Ok(1_796_119_200_000)
+        );
+        assert!(
+            parse_when("yesterday-ish", now)
+                .unwrap_err()
+                .contains("90s")
+        );
+        let f = flags(&["ctl", "logs", "pretty"]);
+        assert!(
+            matches!(f.command, Some(Command::Ctl { ref args }) if args == &["logs", "pretty"])
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use n2n_common::config::go_style_args;
-use n2n_edge::config::{Command, Flags, Settings};
+use n2n_edge::config::{Command, Flags, LogsArgs, Settings, parse_when};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -32,8 +32,9 @@ fn main() -> ExitCode {
                 if json { print_json } else { print_peers },
             );
         }
-        Some(Command::Logs { last, since, level }) => return logs(&settings, last, since, &level),
-        Some(Command::Up) | None => {}
+        Some(Command::Logs(args)) => return logs(&settings, &args),
+        Some(Command::Ctl { args }) => return ctl(&settings, &args),
+        Some(Command::Up { .. }) | None => {}
     }
     let resolved = match settings.resolve() {
         Ok(r) => r,
@@ -148,16 +149,52 @@ fn manage(settings: &Settings, path: &str, print: fn(&serde_json::Value)) -> Exi
     }
 }
 
-fn logs(settings: &Settings, last: i64, since: Option<String>, level: &str) -> ExitCode {
-    let since = match since.map(|s| humantime::parse_duration(&s)) {
-        Some(Ok(d)) => Some(d),
-        Some(Err(e)) => {
-            eprintln!("edge: --since: {e} (use e.g. 90s, 1h, 2d)");
+/// n2n-go's `edge ctl COMMAND`: the same answers from the local API.
+fn ctl(settings: &Settings, args: &[String]) -> ExitCode {
+    match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+        Some("status") => manage(settings, "/status", print_status),
+        Some("peers") => manage(settings, "/peers.json", print_peers),
+        Some("ping") => manage(settings, "/status", |_| println!("OK: pong")),
+        Some("logs") => {
+            let mut argv = vec!["logs".to_string()];
+            argv.extend(args.iter().skip(1).filter(|a| *a != "pretty").cloned());
+            match <LogsArgs as clap::Args>::augment_args(clap::Command::new("logs"))
+                .try_get_matches_from(argv)
+                .and_then(|m| <LogsArgs as clap::FromArgMatches>::from_arg_matches(&m))
+            {
+                Ok(a) => logs(settings, &a),
+                Err(e) => {
+                    eprintln!("edge ctl logs: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("help") | Some("list") | None => {
+            println!("commands: status, peers, ping, logs [--since 1h] [--until ...] [-n N], help");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("edge ctl: unknown command {other:?} (try: edge ctl help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn logs(settings: &Settings, args: &LogsArgs) -> ExitCode {
+    let now = std::time::SystemTime::now();
+    let when = |flag: &str, spec: &Option<String>| -> Result<Option<i64>, String> {
+        spec.as_deref()
+            .map(|s| parse_when(s, now).map_err(|e| format!("--{flag}: {e}")))
+            .transpose()
+    };
+    let (from, until) = match (when("since", &args.since), when("until", &args.until)) {
+        (Ok(f), Ok(u)) => (f, u),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("edge: {e}");
             return ExitCode::from(2);
         }
-        None => None,
     };
-    let Ok(level) = level.parse::<tracing::Level>() else {
+    let Ok(level) = args.level.parse::<tracing::Level>() else {
         eprintln!("edge: --level: want error, warn, info, debug or trace");
         return ExitCode::from(2);
     };
@@ -172,18 +209,29 @@ fn logs(settings: &Settings, last: i64, since: Option<String>, level: &str) -> E
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(n2n_edge::io::logstore::read(
-        &path,
-        last.max(1),
-        since,
-        level,
-    )) {
+    let query = n2n_edge::io::logstore::Query {
+        last: args.last.max(1),
+        from_ms: from,
+        until_ms: until,
+        min_level: level,
+    };
+    match rt.block_on(n2n_edge::io::logstore::read(&path, &query)) {
         Ok(lines) => {
             for l in lines {
                 let t = humantime::format_rfc3339_millis(
                     std::time::UNIX_EPOCH + Duration::from_millis(l.ts_ms.max(0) as u64),
                 );
-                println!("{t} {:<5} {}: {}", l.level, l.target, l.message);
+                if args.json {
+                    let v = serde_json::json!({
+                        "time": t.to_string(),
+                        "level": l.level,
+                        "target": l.target,
+                        "message": l.message,
+                    });
+                    println!("{v}");
+                } else {
+                    println!("{t} {:<5} {}: {}", l.level, l.target, l.message);
+                }
             }
             ExitCode::SUCCESS
         }

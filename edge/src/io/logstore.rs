@@ -159,13 +159,33 @@ async fn insert(pool: &SqlitePool, lines: &[Line]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads stored lines: the newest `last`, or those since `since` ago, at or above `min_level`.
-pub async fn read(
-    path: &Path,
-    last: i64,
-    since: Option<Duration>,
-    min_level: tracing::Level,
-) -> anyhow::Result<Vec<Line>> {
+/// Which stored lines [`read`] returns.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// At most the newest this many.
+    pub last: i64,
+    /// Only lines at or after this Unix time, ms.
+    pub from_ms: Option<i64>,
+    /// Only lines at or before this Unix time, ms.
+    pub until_ms: Option<i64>,
+    /// At or above this level.
+    pub min_level: tracing::Level,
+}
+
+impl Query {
+    /// The newest `last` lines at or above `min_level`.
+    pub fn newest(last: i64, min_level: tracing::Level) -> Self {
+        Self {
+            last,
+            from_ms: None,
+            until_ms: None,
+            min_level,
+        }
+    }
+}
+
+/// Reads stored lines, oldest first, as `q` asks.
+pub async fn read(path: &Path, q: &Query) -> anyhow::Result<Vec<Line>> {
     if !path.exists() {
         anyhow::bail!(
             "no log store at {} (run the edge with log_store: true)",
@@ -173,25 +193,18 @@ pub async fn read(
         );
     }
     let pool = open(path).await?;
-    let from = since
-        .map(|d| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|n| n.saturating_sub(d).as_millis() as i64)
-                .unwrap_or(0)
-        })
-        .unwrap_or(0);
     let rows = sqlx::query(
-        "SELECT ts_ms, level, target, message FROM (SELECT * FROM logs WHERE ts_ms >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+        "SELECT ts_ms, level, target, message FROM (SELECT * FROM logs WHERE ts_ms >= ? AND ts_ms <= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     )
-    .bind(from)
-    .bind(last)
+    .bind(q.from_ms.unwrap_or(0))
+    .bind(q.until_ms.unwrap_or(i64::MAX))
+    .bind(q.last)
     .fetch_all(&pool)
     .await?;
     let mut out = Vec::new();
     for r in rows {
         let level: String = r.try_get(1)?;
-        if tracing::Level::from_str(&level).is_ok_and(|l| l <= min_level) {
+        if tracing::Level::from_str(&level).is_ok_and(|l| l <= q.min_level) {
             out.push(Line {
                 ts_ms: r.try_get(0)?,
                 level,
@@ -224,26 +237,41 @@ mod tests {
         // The subscriber (and with it the sender) is gone: the writer drains and stops.
         writer.await.unwrap();
         assert_eq!(dropped.load(Ordering::Relaxed), 0);
-        let all = read(&path, 100, None, tracing::Level::TRACE).await.unwrap();
+        let all = read(&path, &Query::newest(100, tracing::Level::TRACE))
+            .await
+            .unwrap();
         let msgs: Vec<&str> = all.iter().map(|l| l.message.as_str()).collect();
         assert_eq!(msgs, ["peer joined peer=7", "supernode lost", "noise"]);
-        let warn = read(&path, 100, None, tracing::Level::WARN).await.unwrap();
+        let warn = read(&path, &Query::newest(100, tracing::Level::WARN))
+            .await
+            .unwrap();
         assert_eq!(warn.len(), 1);
         assert_eq!(warn[0].level, "WARN");
-        let last = read(
-            &path,
-            1,
-            Some(Duration::from_secs(3600)),
-            tracing::Level::TRACE,
-        )
-        .await
-        .unwrap();
+        let hour_ago = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .saturating_sub(Duration::from_secs(3600))
+            .as_millis() as i64;
+        let q = Query {
+            from_ms: Some(hour_ago),
+            ..Query::newest(1, tracing::Level::TRACE)
+        };
+        let last = read(&path, &q).await.unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].message, "noise");
+        // A window that ends before the lines were written holds none of them.
+        let q = Query {
+            until_ms: Some(hour_ago),
+            ..Query::newest(100, tracing::Level::TRACE)
+        };
+        assert!(read(&path, &q).await.unwrap().is_empty());
         assert!(
-            read(&dir.path().join("nope.db"), 1, None, tracing::Level::INFO)
-                .await
-                .is_err()
+            read(
+                &dir.path().join("nope.db"),
+                &Query::newest(1, tracing::Level::INFO)
+            )
+            .await
+            .is_err()
         );
     }
 }
