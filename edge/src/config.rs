@@ -46,6 +46,9 @@ pub struct Settings {
     pub port_mapping: bool,
     /// Also store log lines in SQLite (state_dir/edge-logs.db), readable with `edge logs`.
     pub log_store: bool,
+    /// Write `NAME.COMMUNITY NAME` for this edge and every peer into this hosts file (e.g.
+    /// /etc/hosts), in a block of its own, removed at exit; empty: off.
+    pub hosts_file: String,
     /// Where the machine id lives.
     pub state_dir: PathBuf,
     /// Log filter.
@@ -76,6 +79,7 @@ impl Default for Settings {
             supernode_fingerprint: None,
             port_mapping: true,
             log_store: false,
+            hosts_file: String::new(),
             state_dir: default_state_dir(),
             log_level: "info".into(),
             notes: Vec::new(),
@@ -101,6 +105,7 @@ const KEYS: &[&str] = &[
     "supernode_fingerprint",
     "port_mapping",
     "log_store",
+    "hosts_file",
     "state_dir",
     "log_level",
 ];
@@ -194,6 +199,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_store: Option<bool>,
+    /// Keep peer names in this hosts file, e.g. /etc/hosts ("" to disable).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts_file: Option<String>,
     /// State directory (machine id).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -60,9 +60,14 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     lab.start_supernode();
     // alpha cuts TCP super-frames itself (TAP offload, the default); bravo reads frame by
     // frame. The transfers below cross both ways, so both paths carry every byte.
+    // alpha keeps peer names in its /etc/hosts: `ip netns exec` mounts this file there.
+    let etc_a = EtcNetns::new(&lab.ns("a"), "127.0.0.1\tlocalhost\n");
     for (ns, name, offload) in [("a", "alpha", "true"), ("b", "bravo", "false")] {
         let state = lab.dir.path().join(ns);
+        let hosts = if ns == "a" { "/etc/hosts" } else { "" };
         let args = [
+            "-hosts-file",
+            hosts,
             "-community",
             "acme",
             "-supernode",
@@ -140,6 +145,14 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     );
     assert_eq!(pa["self"]["desc"], "alpha");
     assert_eq!(pa["self"]["community"], "acme");
+
+    // Names: the system resolver in a finds bravo (and alpha itself) by name.
+    wait_for("bravo.acme resolves in a", Duration::from_secs(10), || {
+        let o = lab.exec("a", &["getent", "hosts", "bravo.acme"]);
+        String::from_utf8_lossy(&o.stdout).starts_with(&format!("{ip_b} "))
+    });
+    let me = lab.exec("a", &["getent", "hosts", "alpha"]);
+    assert!(String::from_utf8_lossy(&me.stdout).starts_with(&format!("{ip_a} ")));
 
     // IPv4 ping, and ARP resolved the peer's TAP MAC.
     let ping = lab.exec("a", &["ping", "-c", "3", "-i", "0.2", "-W", "2", &ip_b]);
@@ -226,6 +239,11 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
             .status
             .success()
     });
+    assert_eq!(
+        etc_a.hosts(),
+        "127.0.0.1\tlocalhost\n",
+        "names removed at exit"
+    );
     assert!(
         lab.log("a.log").contains("registered"),
         "{}",
@@ -316,6 +334,28 @@ fn an_ipv6_only_underlay_carries_the_overlay() {
     let ip_a = api(&lab, "a", "status")["ip"].as_str().unwrap().to_string();
     tcp_transfer(&lab, "a", "b", &ip_b);
     tcp_transfer(&lab, "b", "a", &ip_a);
+}
+
+/// `/etc/netns/NS/`, which `ip netns exec NS` mounts over `/etc`: here, a hosts file.
+struct EtcNetns(PathBuf);
+
+impl EtcNetns {
+    fn new(ns: &str, hosts: &str) -> Self {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), hosts).unwrap();
+        Self(dir)
+    }
+
+    fn hosts(&self) -> String {
+        std::fs::read_to_string(self.0.join("hosts")).unwrap()
+    }
+}
+
+impl Drop for EtcNetns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! and one control task that owns the core and serves the local API.
 
 pub mod gro;
+pub mod hosts;
 pub mod logstore;
 pub mod machine;
 pub mod offload;
@@ -179,6 +180,9 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         Duration::from_secs(60),
     );
 
+    let mut hosts = (!s.hosts_file.is_empty())
+        .then(|| hosts::HostsFile::new(std::path::Path::new(&s.hosts_file), &s.community));
+    let mut hosts_failed = false;
     let mut published = shared.snapshot.load_full();
     tokio::pin!(shutdown);
     loop {
@@ -221,7 +225,17 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 core.handle_command(Instant::now(), Command::SetCandidates(c));
             }
         }
-        drain(&mut core, &tap, &sock, &mut info);
+        let peers_changed = drain(&mut core, &tap, &sock, &mut info);
+        if let (true, Some(h)) = (peers_changed, hosts.as_mut()) {
+            match h.update(names_of(&core)) {
+                Ok(()) => hosts_failed = false,
+                Err(e) if !hosts_failed => {
+                    hosts_failed = true;
+                    tracing::warn!(error = %e, path = %s.hosts_file, "cannot write peer names to the hosts file");
+                }
+                Err(_) => {}
+            }
+        }
         let now = Instant::now();
         let snap = core.forwarding(now);
         if !Arc::ptr_eq(&snap, &published) {
@@ -236,6 +250,9 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     core.handle_command(Instant::now(), Command::Shutdown);
     drain(&mut core, &tap, &sock, &mut info);
+    if let Some(Err(e)) = hosts.as_mut().map(|h| h.remove()) {
+        tracing::warn!(error = %e, path = %s.hosts_file, "cannot remove peer names from the hosts file");
+    }
     shared.stop.store(true, Ordering::Relaxed);
     // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
     // finish; a client that still hangs on is cut off after a second.
@@ -254,8 +271,28 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     Ok(())
 }
 
-fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInfo) {
+/// This edge and its peers as (address, description), for the hosts file.
+fn names_of(core: &Edge) -> Vec<(std::net::Ipv4Addr, String)> {
+    let me = core
+        .address()
+        .map(|(ip, _)| (ip, core.config().desc.clone()));
+    me.into_iter()
+        .chain(
+            core.peers()
+                .values()
+                .map(|p| (p.info.ip, p.info.desc.clone())),
+        )
+        .collect()
+}
+
+/// Acts on the core's outputs; true when the set of members (or our address) changed.
+fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInfo) -> bool {
+    let mut members_changed = false;
     while let Some(ev) = core.poll_event() {
+        members_changed |= matches!(
+            ev,
+            Event::Registered { .. } | Event::PeerAdded { .. } | Event::PeerRemoved { .. }
+        );
         match &ev {
             Event::Registered {
                 edge_id,
@@ -294,4 +331,5 @@ fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInf
             tracing::debug!(error = %e, dst = %t.dst, "send");
         }
     }
+    members_changed
 }
