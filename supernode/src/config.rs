@@ -330,6 +330,27 @@ impl Settings {
         Ok(())
     }
 
+    /// The keys that differ from `running` but only take effect at a restart.
+    pub fn restart_only_changes(&self, running: &Settings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.listen != running.listen {
+            out.push("listen");
+        }
+        if self.api_listen != running.api_listen {
+            out.push("api_listen");
+        }
+        if self.state_dir != running.state_dir {
+            out.push("state_dir");
+        }
+        if self.log_level != running.log_level {
+            out.push("log_level");
+        }
+        if self.udp_buffer_size != running.udp_buffer_size {
+            out.push("udp_buffer_size");
+        }
+        out
+    }
+
     /// The HTTP API address, if enabled.
     pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
         self.api_listen.parse::<ListenAddr>().ok().map(|a| a.0)

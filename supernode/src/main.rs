@@ -48,7 +48,9 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         let socket = n2n_supernode::io::bind_udp(settings.listen.0, settings.udp_buffer_size)?;
-        n2n_supernode::run(socket, settings, shutdown_signal()).await
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_sighup(flags, reload_tx));
+        n2n_supernode::run(socket, settings, shutdown_signal(), reloads).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +58,26 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("supernode: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the configuration again on every SIGHUP; a bad one is reported and not applied.
+async fn reload_on_sighup(flags: Flags, tx: tokio::sync::mpsc::Sender<Settings>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match Settings::load(&flags) {
+            Ok(s) => {
+                for note in &s.notes {
+                    tracing::warn!("{note}");
+                }
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!("configuration not reloaded, keeping the running one:\n{e}"),
         }
     }
 }

@@ -15,6 +15,7 @@ use support::{UdpEdge, edge_config, free_port, get_json, http_get, http_get_host
 struct Daemon {
     udp: SocketAddr,
     api: SocketAddr,
+    reload: tokio::sync::mpsc::Sender<Settings>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -25,6 +26,7 @@ async fn start_in_process(settings: Settings) -> Daemon {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
     let task = tokio::spawn(n2n_supernode::serve(
         socket,
         Some(listener),
@@ -32,10 +34,12 @@ async fn start_in_process(settings: Settings) -> Daemon {
         async {
             let _ = stopped.await;
         },
+        reloads,
     ));
     Daemon {
         udp,
         api,
+        reload,
         stop: Some(stop),
         task,
     }
@@ -164,6 +168,52 @@ async fn a_wrong_secret_is_refused_with_a_clear_reason() {
     let (_, status) = get_json(sn.api, "/status").await;
     assert_eq!(status["edges"], 1);
     assert!(status["drops"]["admission_refused"].as_u64().unwrap() >= 1);
+    let (_, communities) = get_json(sn.api, "/communities").await;
+    assert_eq!(communities[0]["open"], false);
+    sn.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_a_secret_keeps_members_and_turns_strangers_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.heartbeat = Duration::from_secs(1);
+    s.expiry = Duration::from_secs(5);
+    let sn = start_in_process(s.clone()).await;
+    let member = UdpEdge::start(edge_config("acme", Some("right"), 1, sn.udp), 1).await;
+    let stranger = UdpEdge::start(edge_config("acme", Some("guess"), 2, sn.udp), 2).await;
+    for e in [&member, &stranger] {
+        assert!(e.wait(Duration::from_secs(10), |c| c.is_registered()).await);
+    }
+    let ip = member.ip().unwrap();
+    // The admin gives the open community a secret and sends SIGHUP.
+    let key = CommunityKeys::derive("acme", Some("right"), KdfParams::FAST_INSECURE).admission;
+    s.communities.insert(
+        "acme".into(),
+        CommunitySettings {
+            admission_key: Some(n2n_common::config::HexKey(key)),
+            ..Default::default()
+        },
+    );
+    sn.reload.send(s).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while stranger.refusal().is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reason = stranger.refusal().expect("the stranger is turned away");
+    assert!(
+        reason.contains("wrong or missing community secret"),
+        "{reason}"
+    );
+    assert!(
+        member
+            .wait(Duration::from_secs(10), |c| c.is_registered())
+            .await
+    );
+    assert_eq!(member.ip(), Some(ip), "the member keeps its address");
+    let (_, status) = get_json(sn.api, "/status").await;
+    assert_eq!(status["edges"], 1, "{status}");
+    assert!(status["registrations"].as_u64().unwrap() >= 3, "{status}");
     let (_, communities) = get_json(sn.api, "/communities").await;
     assert_eq!(communities[0]["open"], false);
     sn.stop().await;

@@ -42,6 +42,7 @@ pub async fn run(
     socket: UdpSocket,
     settings: Settings,
     shutdown: impl Future<Output = ()>,
+    reloads: mpsc::Receiver<Settings>,
 ) -> anyhow::Result<()> {
     let api = match settings.api_addr() {
         Some(addr) => Some(
@@ -51,15 +52,17 @@ pub async fn run(
         ),
         None => None,
     };
-    serve(socket, api, settings, shutdown).await
+    serve(socket, api, settings, shutdown, reloads).await
 }
 
-/// Like [`run`], with the API on an already bound listener (or none).
+/// Like [`run`], with the API on an already bound listener (or none). Settings sent on
+/// `reloads` (SIGHUP) replace the running ones where they can change live.
 pub async fn serve(
     socket: UdpSocket,
     api: Option<tokio::net::TcpListener>,
-    settings: Settings,
+    mut settings: Settings,
     shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Settings>,
 ) -> anyhow::Result<()> {
     let dir = &settings.state_dir;
     n2n_common::os::create_private_dir(dir)
@@ -137,6 +140,22 @@ pub async fn serve(
             Some((q, reply)) = api_rx.recv() => {
                 let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
             }
+            Some(new) = reloads.recv() => {
+                for key in new.restart_only_changes(&settings) {
+                    tracing::warn!(key, "changed in the configuration, takes effect at restart");
+                }
+                core.reconfigure(new.core_config(), Instant::now());
+                tracing::info!(communities = new.communities.len(), allow_open = new.allow_open, "configuration reloaded");
+                // What only a restart changes stays as it runs.
+                settings = Settings {
+                    listen: settings.listen,
+                    api_listen: std::mem::take(&mut settings.api_listen),
+                    state_dir: std::mem::take(&mut settings.state_dir),
+                    log_level: std::mem::take(&mut settings.log_level),
+                    udp_buffer_size: settings.udp_buffer_size,
+                    ..new
+                };
+            }
         }
         while let Some(e) = core.poll_event() {
             log_event(&e, &mut open_logged);
@@ -197,6 +216,7 @@ fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
             let why = match reason {
                 RemoveReason::Unregistered => "left",
                 RemoveReason::Expired => "expired",
+                RemoveReason::Readmit => "must register again (admission changed)",
             };
             tracing::info!(id, %community, why, "edge removed");
         }

@@ -42,6 +42,8 @@ pub enum RemoveReason {
     Unregistered,
     /// It went silent for longer than the expiry.
     Expired,
+    /// Its community's admission rules changed: it must register again.
+    Readmit,
 }
 
 /// Things the shell must act on or may log. Drain events before transmits: a
@@ -341,6 +343,41 @@ impl Supernode {
         self.handshakes.prune(now);
         self.new_communities.prune(now);
         self.remove_idle_communities(now);
+    }
+
+    /// Applies a new configuration to the running core (SIGHUP): communities, limits,
+    /// timings and the pool for new subnets. Members of a community whose admission changed
+    /// (a secret added, changed or removed, or no longer served) are dropped: their next
+    /// heartbeat finds no session and they register again under the new rules. Existing
+    /// communities keep their subnets.
+    pub fn reconfigure(&mut self, config: SupernodeConfig, now: Instant) {
+        let served = |cfg: &SupernodeConfig, name: &str| {
+            cfg.communities.contains_key(name) || cfg.allow_open
+        };
+        let mut readmit = Vec::new();
+        for c in self.communities.values_mut() {
+            let policy = config.communities.get(&c.name).cloned().unwrap_or_default();
+            let admission_changed = policy.admission_key != c.policy.admission_key
+                || served(&self.config, &c.name) != served(&config, &c.name);
+            if admission_changed {
+                readmit.extend(c.members.iter().copied());
+            }
+            c.policy = policy;
+        }
+        if config.limits != self.config.limits {
+            let l = &config.limits;
+            self.handshakes = KeyedLimiter::new(l.handshakes_per_source, l.max_tracked_sources);
+            self.new_communities =
+                KeyedLimiter::new(l.new_communities_per_source, l.max_tracked_sources);
+            self.unknown_replies = TokenBucket::new(l.unknown_session_replies, now);
+        }
+        if config.sweep_interval != self.config.sweep_interval {
+            self.timers.set(Timer::Sweep, now + config.sweep_interval);
+        }
+        self.config = config;
+        for id in readmit {
+            self.remove_edge(id, RemoveReason::Readmit);
+        }
     }
 
     /// Removes open communities nobody used for `open_community_idle` (their last lease was
