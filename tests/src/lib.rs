@@ -70,7 +70,12 @@ pub struct World {
     sn_config: SupernodeConfig,
     seed: u64,
     next_public: u8,
+    /// When the world began: wall-clock time is [`UNIX_AT_START`] then.
+    began: Instant,
 }
+
+/// The wall-clock second the simulated world begins at.
+pub const UNIX_AT_START: u64 = 1_700_000_000;
 
 /// Options of a new edge.
 #[derive(Clone, Debug)]
@@ -131,6 +136,7 @@ impl World {
             sn_config,
             seed,
             next_public: 10,
+            began: now,
         };
         w.start_supernode();
         w
@@ -145,7 +151,7 @@ impl World {
             self.sn_store.clone(),
             CoreRng::seeded(self.seed),
             self.now,
-            1_700_000_000,
+            UNIX_AT_START + self.now.duration_since(self.began).as_secs(),
         );
         self.sn = Some(sn);
     }

@@ -420,4 +420,31 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
     assert!(w.sn_store.communities.iter().all(|c| c.name != "idle"));
     assert!(w.sn_store.leases.iter().any(|l| l.community == "kept"));
     assert!(w.edges[busy].core.is_registered());
+
+    // A restart empties every community for a moment, and busy's lease was last written
+    // over an hour ago: it must not count as idle.
+    // busy's edge looks elsewhere while the supernode restarts, so busy stays empty.
+    let now = w.now;
+    w.edges[busy].core.handle_command(
+        now,
+        n2n_edge::proto::Command::SetSupernodes(vec!["203.0.113.250:7777".parse().unwrap()]),
+    );
+    w.kill_supernode();
+    w.start_supernode();
+    w.run_for(Duration::from_secs(20));
+    let removed_busy = |w: &World| {
+        w.sn_events.iter().any(|e| {
+            matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if name == "busy")
+        })
+    };
+    assert!(!removed_busy(&w), "busy is not idle right after a restart");
+    let now = w.now;
+    w.edges[busy].core.handle_command(
+        now,
+        n2n_edge::proto::Command::SetSupernodes(vec![n2n_tests::SN_ADDR.parse().unwrap()]),
+    );
+    assert!(w.run_until(Duration::from_secs(60), |w| {
+        w.edges[busy].core.is_registered()
+            && w.sn.as_ref().unwrap().communities()["busy"].members.len() == 1
+    }));
 }

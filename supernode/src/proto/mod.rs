@@ -380,8 +380,9 @@ impl Supernode {
         }
     }
 
-    /// Removes open communities nobody used for `open_community_idle` (their last lease was
-    /// seen that long ago and no edge is registered), so abandoned ones free their subnet.
+    /// Removes open communities nobody used for `open_community_idle` (no edge registered,
+    /// none seen that long, and this process up that long), so abandoned ones free their
+    /// subnet.
     fn remove_idle_communities(&mut self, now: Instant) {
         let idle = self.config.open_community_idle.as_secs();
         if idle == 0 {
@@ -389,11 +390,14 @@ impl Supernode {
         }
         let cutoff = self.unix_time(now).saturating_sub(idle);
         let configured = &self.config.communities;
+        // Leases record registrations and departures, not heartbeats, and a restart empties
+        // every community: the idle clock starts no earlier than this process did.
+        let started = self.unix_at_start;
         let gone: Vec<(String, Ipv4Addr)> = self
             .communities
             .values()
             .filter(|c| c.members.is_empty() && !configured.contains_key(&c.name))
-            .filter(|c| c.last_seen_unix() <= cutoff)
+            .filter(|c| c.last_seen_unix().max(started) <= cutoff)
             .map(|c| (c.name.clone(), c.subnet))
             .collect();
         for (name, subnet) in gone {
