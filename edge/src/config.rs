@@ -46,7 +46,7 @@ pub struct Settings {
     pub port_mapping: bool,
     /// Also store log lines in SQLite (state_dir/edge-logs.db), readable with `edge logs`.
     pub log_store: bool,
-    /// Write `NAME.COMMUNITY NAME` for this edge and every peer into this hosts file (e.g.
+    /// Write `NAME.COMMUNITY` for this edge and every peer into this hosts file (e.g.
     /// /etc/hosts), in a block of its own, removed at exit; empty: off.
     pub hosts_file: String,
     /// Where the machine id lives.

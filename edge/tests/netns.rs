@@ -151,7 +151,7 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
         let o = lab.exec("a", &["getent", "hosts", "bravo.acme"]);
         String::from_utf8_lossy(&o.stdout).starts_with(&format!("{ip_b} "))
     });
-    let me = lab.exec("a", &["getent", "hosts", "alpha"]);
+    let me = lab.exec("a", &["getent", "hosts", "alpha.acme"]);
     assert!(String::from_utf8_lossy(&me.stdout).starts_with(&format!("{ip_a} ")));
 
     // IPv4 ping, and ARP resolved the peer's TAP MAC.
