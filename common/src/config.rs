@@ -89,10 +89,13 @@ pub fn layered<D: Serialize, F: Serialize>(
         if keys.iter().any(|key| k.as_str().eq_ignore_ascii_case(key)) {
             return Some(k.as_str().to_ascii_lowercase().into());
         }
+        // An n2n-go name counts only when ours is not set too (ours wins, as in the file).
         legacy
             .iter()
             .find(|(old, _)| k.as_str().eq_ignore_ascii_case(old))
-            .and_then(|(_, new)| new.map(Into::into))
+            .and_then(|(_, new)| *new)
+            .filter(|new| std::env::var(format!("N2N_{}", new.to_ascii_uppercase())).is_err())
+            .map(Into::into)
     });
     let env_keys: Vec<String> = std::env::vars()
         .filter_map(|(k, _)| k.strip_prefix("N2N_").map(str::to_ascii_lowercase))
@@ -264,8 +267,9 @@ impl FromStr for ListenAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
+        // ":7777" is every address of both families (n2n-go's meaning); 0.0.0.0 is IPv4 only.
         let full = if s.starts_with(':') {
-            format!("0.0.0.0{s}")
+            format!("[::]{s}")
         } else {
             s.to_string()
         };
@@ -387,7 +391,7 @@ mod tests {
         );
         assert_eq!(
             ":7777".parse::<ListenAddr>().unwrap().0,
-            "0.0.0.0:7777".parse().unwrap()
+            "[::]:7777".parse().unwrap()
         );
         assert!("nope".parse::<ListenAddr>().is_err());
         let k: HexKey = "ab".repeat(32).parse().unwrap();

@@ -1,5 +1,6 @@
-//! Which HTTP `Host` values name this machine's loopback: the local APIs answer only those
-//! when they listen on loopback, so a web page cannot read them through DNS rebinding.
+//! Which HTTP `Host` values name this machine's loopback: the edge's local API answers
+//! requests from this machine only when they name it so, and a web page cannot read it
+//! through DNS rebinding.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -27,26 +28,34 @@ pub fn is_loopback_host(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Axum middleware: answers 421 to requests whose `Host` is not loopback. Layer it on a
-/// router only when it listens on loopback (on a LAN address, its names are the user's).
+/// Axum middleware: a request that comes from this machine (loopback) must name loopback in
+/// its `Host`, or it gets 421: a web page that rebinds its own name to 127.0.0.1 is refused,
+/// wherever the API listens. Requests from other machines pass (on a LAN address the names
+/// are the user's). Serve with `into_make_service_with_connect_info::<SocketAddr>()`;
+/// without it every request is checked.
 #[cfg(feature = "http")]
 pub async fn loopback_host_only(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::extract::ConnectInfo;
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
+    let local = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_none_or(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
     let host = match req.headers().get(header::HOST) {
         None => "",
         Some(h) => h.to_str().unwrap_or("?"),
     };
-    if is_loopback_host(host) {
+    if !local || is_loopback_host(host) {
         return next.run(req).await;
     }
     (
         StatusCode::MISDIRECTED_REQUEST,
         [(header::CONTENT_TYPE, "application/json")],
-        r#"{"error":"this API answers requests to localhost only (Host header)"}"#,
+        r#"{"error":"requests from this machine must be addressed to localhost (Host header)"}"#,
     )
         .into_response()
 }

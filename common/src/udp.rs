@@ -1,22 +1,29 @@
 //! The daemons' UDP socket: one socket for IPv4 and IPv6 where the host has IPv6, and
 //! addresses as the protocol cores see them (IPv4 as IPv4, never as `::ffff:a.b.c.d`).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Binds a UDP socket on `addr` with `buffer`-byte send and receive buffers. An unspecified
-/// address (`0.0.0.0` or `::`) means every address of both families: a dual-stack IPv6
-/// socket, or IPv4 alone on a host without IPv6. A given address binds that address only.
+/// Binds a UDP socket on `addr` with `buffer`-byte send and receive buffers. `[::]` means
+/// every address of both families: a dual-stack socket, or IPv4 alone on a host without
+/// IPv6. `0.0.0.0` is IPv4 only; a given address binds that address only.
 pub fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<socket2::Socket> {
-    if addr.ip().is_unspecified() {
-        let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), addr.port());
-        match bind_exact(any6, buffer, false) {
-            Ok(s) => return Ok(s),
-            Err(e) => tracing::info!(error = %e, "no IPv6 here; UDP on IPv4 only"),
+    if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        match bind_exact(addr, buffer, false) {
+            Err(e) if no_ipv6(&e) => {
+                tracing::info!(error = %e, "no IPv6 here; UDP on IPv4 only");
+                let any4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+                return bind_exact(any4, buffer, true);
+            }
+            r => return r,
         }
-        let any4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
-        return bind_exact(any4, buffer, true);
     }
     bind_exact(addr, buffer, true)
+}
+
+/// True for the errors of a host without IPv6 (not, say, a port already in use).
+fn no_ipv6(e: &std::io::Error) -> bool {
+    const EAFNOSUPPORT: i32 = 97;
+    e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(EAFNOSUPPORT)
 }
 
 fn bind_exact(addr: SocketAddr, buffer: usize, v6_only: bool) -> std::io::Result<socket2::Socket> {
@@ -37,9 +44,15 @@ fn bind_exact(addr: SocketAddr, buffer: usize, v6_only: bool) -> std::io::Result
 }
 
 /// `a` as the cores see it: an IPv4-mapped IPv6 address (what a dual-stack socket reports
-/// for IPv4 senders) becomes the IPv4 address.
+/// for IPv4 senders) becomes the IPv4 address; anything else, scope id included, stays.
 pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    }
 }
 
 #[cfg(test)]
@@ -57,41 +70,53 @@ mod tests {
     }
 
     #[test]
-    fn an_unspecified_address_takes_both_families_on_one_port() {
-        let s = bind("0.0.0.0:0".parse().unwrap(), 1 << 16).unwrap();
+    fn scope_ids_survive() {
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            7777,
+            0,
+            2,
+        ));
+        assert_eq!(canonical(scoped), scoped);
+    }
+
+    #[test]
+    fn any_address_of_both_families_is_one_socket_and_0_0_0_0_is_ipv4() {
+        let s = bind("[::]:0".parse().unwrap(), 1 << 16).unwrap();
         let local = s.local_addr().unwrap().as_socket().unwrap();
         let sock: std::net::UdpSocket = s.into();
         let has_v6 = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| !t.is_empty());
-        assert_eq!(
-            local.is_ipv6(),
-            has_v6,
-            "dual-stack exactly where the host has IPv6"
+        assert!(
+            local.is_ipv6() || !has_v6,
+            "dual-stack where the host has IPv6"
         );
-        // One socket answers on both families.
-        if local.is_ipv6() {
-            for to in [
-                SocketAddr::new("127.0.0.1".parse().unwrap(), local.port()),
-                SocketAddr::new("::1".parse().unwrap(), local.port()),
-            ] {
-                let peer = std::net::UdpSocket::bind(SocketAddr::new(
-                    if to.is_ipv4() { "127.0.0.1" } else { "::1" }
-                        .parse()
-                        .unwrap(),
-                    0,
-                ))
-                .unwrap();
-                peer.send_to(b"hi", to).unwrap();
-                let mut buf = [0u8; 8];
-                let (n, from) = sock.recv_from(&mut buf).unwrap();
-                assert_eq!(&buf[..n], b"hi");
-                assert_eq!(canonical(from), peer.local_addr().unwrap());
-                // And replies to an IPv4 address go out of the IPv6 socket as they are.
-                sock.send_to(b"ok", canonical(from)).unwrap();
-                let (n, _) = peer.recv_from(&mut buf).unwrap();
-                assert_eq!(&buf[..n], b"ok");
-            }
+        // IPv4 reaches the one socket (as itself, after `canonical`), and replies to an IPv4
+        // address leave from it as they are; IPv6 too where loopback has ::1.
+        let mut peers = vec!["127.0.0.1"];
+        if local.is_ipv6() && has_v6 {
+            peers.push("::1");
         }
-        let v4 = bind("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
+        for p in peers {
+            let peer = std::net::UdpSocket::bind((p, 0)).unwrap();
+            let to = SocketAddr::new(p.parse().unwrap(), local.port());
+            peer.send_to(b"hi", to).unwrap();
+            let mut buf = [0u8; 8];
+            let (n, from) = sock.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"hi");
+            assert_eq!(canonical(from), peer.local_addr().unwrap());
+            sock.send_to(b"ok", canonical(from)).unwrap();
+            let (n, _) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ok");
+        }
+        let v4 = bind("0.0.0.0:0".parse().unwrap(), 1 << 16).unwrap();
         assert!(v4.local_addr().unwrap().as_socket().unwrap().is_ipv4());
+        // A port in use is an error, not a silent fall back to IPv4.
+        if local.is_ipv6() {
+            let again = bind(
+                SocketAddr::new("::".parse().unwrap(), local.port()),
+                1 << 16,
+            );
+            assert!(again.is_err());
+        }
     }
 }

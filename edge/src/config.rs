@@ -511,6 +511,12 @@ mod tests {
             assert!(all.contains("-enableFuze"), "{all}");
 
             jail.create_file("edge.yaml", "community: acme\n")?;
+            // Both names in the environment: ours wins, whatever the order.
+            jail.set_env("N2N_HEARTBEAT", "7s");
+            jail.set_env("N2N_HEARTBEAT_INTERVAL", "9s");
+            let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
+            assert_eq!(s.heartbeat, Duration::from_secs(7));
+            jail.clear_env();
             jail.set_env("N2N_SUPERNODE_ADDR", "127.0.0.1:7000");
             let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
             assert_eq!(s.supernode, ["127.0.0.1:7000"]);

@@ -146,6 +146,28 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     assert_eq!(pa["self"]["desc"], "alpha");
     assert_eq!(pa["self"]["community"], "acme");
 
+    // From this machine the API answers only requests addressed to localhost: a web page
+    // that rebinds its own name to 127.0.0.1 gets nothing.
+    let code = |host: &str| {
+        let o = lab.exec(
+            "a",
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Host: {host}"),
+                "http://127.0.0.1:7778/peers.json",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(code("rebind.evil.example:7778"), "421");
+    assert_eq!(code("localhost:7778"), "200");
+
     // Names: the system resolver in a finds bravo (and alpha itself) by name.
     wait_for("bravo.acme resolves in a", Duration::from_secs(10), || {
         let o = lab.exec("a", &["getent", "hosts", "bravo.acme"]);

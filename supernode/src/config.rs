@@ -35,7 +35,8 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub open_community_idle: Duration,
     /// The range community subnets are carved from (CIDR; a bare address, as n2n-go took it,
-    /// covers the bits through its lowest set one, at least /8: 10.128.0.0 is 10.128.0.0/9).
+    /// covers the bits through its lowest set one within its private block: 10.128.0.0 is
+    /// 10.128.0.0/9, 192.168.0.0 is 192.168.0.0/16).
     #[serde(deserialize_with = "pool_subnet")]
     pub subnet: Ipv4Net,
     /// Prefix length of each community's subnet.
@@ -63,7 +64,18 @@ fn pool_subnet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Err
     let s = String::deserialize(d)?;
     let text = match s.parse::<std::net::Ipv4Addr>() {
         Ok(a) => {
-            let prefix = (32 - u32::from(a).trailing_zeros()).clamp(8, 30);
+            // Through the lowest set bit (n2n-go's 10.128.0.0 is 10.128.0.0/9), but never
+            // wider than the private block it lies in (192.168.0.0 is /16, not /13).
+            let private = [
+                (0x0a00_0000u32, 8),
+                (0xac10_0000, 12),
+                (0xc0a8_0000, 16),
+                (0x6440_0000, 10),
+            ]
+            .into_iter()
+            .find(|(net, len)| u32::from(a) & (u32::MAX << (32 - len)) == *net)
+            .map_or(8, |(_, len)| len);
+            let prefix = (32 - u32::from(a).trailing_zeros()).clamp(private, 30);
             format!("{a}/{prefix}")
         }
         Err(_) => s,
@@ -97,7 +109,7 @@ pub struct LimitSettings {
     pub max_edges_per_community: usize,
     /// Relayed packets per second per edge (burst: 1/5 s worth).
     pub relay_pps_per_edge: f64,
-    /// New open communities one source (IPv4 address, IPv6 /64) may create per hour (burst:
+    /// New open communities one source (IPv4 address, IPv6 /48) may create per hour (burst:
     /// as many at once).
     pub new_communities_per_hour: f64,
     /// Punch requests per second per edge (burst: 4x).
@@ -124,7 +136,7 @@ impl Default for Settings {
         let core = SupernodeConfig::default();
         Self {
             listen: ListenAddr(
-                "0.0.0.0:7777"
+                "[::]:7777"
                     .parse()
                     .unwrap_or_else(|_| ([0, 0, 0, 0], 7777).into()),
             ),
@@ -426,7 +438,7 @@ mod tests {
             let s = Settings::load(&flags(&["-log-level", "trace"])).map_err(|e| e.to_string())?;
             assert_eq!(
                 s.listen.0,
-                "0.0.0.0:1000".parse().unwrap(),
+                "[::]:1000".parse().unwrap(),
                 "file over defaults"
             );
             assert_eq!(s.heartbeat, Duration::from_secs(30), "env over file");
@@ -452,7 +464,7 @@ mod tests {
                  udp_buffer_size: 8388608\nstrict_hash_checking: true\nenable_vfuze: true\n",
             )?;
             let s = Settings::load(&flags(&["-enableFuze=false"])).map_err(|e| e.to_string())?;
-            assert_eq!(s.listen.0, "0.0.0.0:7700".parse().unwrap());
+            assert_eq!(s.listen.0, "[::]:7700".parse().unwrap());
             assert_eq!(s.subnet.to_string(), "10.128.0.0/9");
             assert_eq!(s.community_prefix, 24);
             assert_eq!(
@@ -473,6 +485,9 @@ mod tests {
             let s = Settings::load(&flags(&["-subnet", "172.16.0.0", "-subnetcidr", "24"]))
                 .map_err(|e| e.to_string())?;
             assert_eq!(s.subnet.to_string(), "172.16.0.0/12");
+            let s =
+                Settings::load(&flags(&["-subnet", "192.168.0.0"])).map_err(|e| e.to_string())?;
+            assert_eq!(s.subnet.to_string(), "192.168.0.0/16", "inside 192.168/16");
             jail.set_env("N2N_EXPIRY_DURATION", "2m");
             let s = Settings::load(&flags(&[])).map_err(|e| e.to_string())?;
             assert_eq!(s.expiry, Duration::from_secs(120));

@@ -49,10 +49,10 @@ pub type ApiRequest = (Query, oneshot::Sender<Answer>);
 
 type Tx = State<mpsc::Sender<ApiRequest>>;
 
-/// Builds the router for an API listening on `listen` (on loopback it answers only requests
-/// addressed to loopback names, against DNS rebinding).
-pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Router {
-    let app = Router::new()
+/// Builds the router. Requests from this machine must be addressed to a loopback name
+/// (against DNS rebinding): serve it with connect info (`SocketAddr`).
+pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+    Router::new()
         .route("/status", get(|s: Tx| ask(s, Query::Status)))
         .route("/peers.json", get(|s: Tx| ask(s, Query::Peers)))
         .route("/leases.json", get(|s: Tx| ask(s, Query::Leases)))
@@ -72,14 +72,10 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Rou
                 axum::Json(serde_json::json!({ "error": "no such endpoint" })),
             )
         })
-        .with_state(tx);
-    if listen.ip().is_loopback() {
-        app.layer(axum::middleware::from_fn(
+        .with_state(tx)
+        .layer(axum::middleware::from_fn(
             n2n_common::host::loopback_host_only,
         ))
-    } else {
-        app
-    }
 }
 
 /// The peer graph page (assets embedded at build time: no CDN, works offline).

@@ -148,7 +148,11 @@ fn offline(edge: &Edge, now: Instant) -> Vec<Value> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut list: Vec<_> = edge.departed().iter().collect();
+    let mut list: Vec<_> = edge
+        .departed()
+        .iter()
+        .filter(|(_, d)| now.saturating_duration_since(d.left) < crate::proto::DEPARTED_FOR)
+        .collect();
     list.sort_by_key(|(_, d)| std::cmp::Reverse(d.left));
     list.into_iter()
         .map(|(id, d)| {

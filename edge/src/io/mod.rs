@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use workers::{Shared, ToControl};
 
 fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let s = n2n_common::udp::bind((std::net::Ipv4Addr::UNSPECIFIED, port).into(), buffer)?;
+    let s = n2n_common::udp::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into(), buffer)?;
     // The receive worker wakes up twice a second to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     Ok(s.into())
@@ -42,13 +42,14 @@ const V6_PROBE: SocketAddr = SocketAddr::new(
 );
 
 /// The addresses of this host that peers could reach without the supernode's help: the
-/// source address towards the supernode (for peers on the same LAN) and, on a dual-stack
-/// socket, the global IPv6 address (no NAT in the way, only firewalls). Found without sending.
-fn lan_candidates(sock: &UdpSocket, supernode: SocketAddr) -> Vec<Candidate> {
+/// source address towards the supernode (for peers on the same LAN) and, with `global_v6` on
+/// a dual-stack socket, the global IPv6 address (no NAT in the way, only firewalls). Found
+/// without sending.
+fn lan_candidates(sock: &UdpSocket, supernode: SocketAddr, global_v6: bool) -> Vec<Candidate> {
     let local = sock.local_addr().ok();
     let port = local.map(|a| a.port()).unwrap_or(0);
     let mut probes = vec![supernode];
-    if local.is_some_and(|a| a.is_ipv6()) && supernode.is_ipv4() {
+    if global_v6 && local.is_some_and(|a| a.is_ipv6()) && supernode.is_ipv4() {
         probes.push(V6_PROBE);
     }
     probes
@@ -105,7 +106,11 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     cfg.requested_ip = s.static_ip;
     cfg.compress = s.compress;
     cfg.max_heartbeat = s.heartbeat;
-    let lan = lan_candidates(&sock, first_sn);
+    // The global IPv6 address goes only to members who know the passphrase (in an open
+    // community anyone could learn it).
+    let global_v6 = !s.passphrase.is_empty();
+    let mut lan = lan_candidates(&sock, first_sn, global_v6);
+    let mut mapped_now: Option<SocketAddr> = None;
     cfg.candidates = lan.clone();
     let seed = machine::random_seed()?;
     let started = Instant::now();
@@ -143,7 +148,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 .await
                 .with_context(|| format!("cannot bind the API on {addr}"))?;
             tracing::info!(api = %listener.local_addr()?, "local API listening (peer graph at /peers)");
-            let app = api::router(api_tx, listener.local_addr()?);
+            let app = api::router(api_tx).into_make_service_with_connect_info::<SocketAddr>();
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -205,6 +210,17 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
             }
             _ = reresolve.tick() => {
+                // Addresses change (DHCP, temporary IPv6 addresses): advertise the current ones.
+                if let Some(sn) = core.supernode() {
+                    let now_lan = lan_candidates(&sock, sn, global_v6);
+                    if now_lan != lan {
+                        tracing::info!(?now_lan, "local addresses changed");
+                        lan = now_lan;
+                        let mut c = lan.clone();
+                        c.extend(mapped_now.map(|addr| Candidate { kind: CandidateKind::Mapped, addr }));
+                        core.handle_command(Instant::now(), Command::SetCandidates(c));
+                    }
+                }
                 let (names, tx) = (names.clone(), resolved_tx.clone());
                 tokio::task::spawn_blocking(move || match crate::config::resolve_supernodes(&names) {
                     Ok(addrs) => {
@@ -220,6 +236,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 core.handle_command(Instant::now(), Command::SetSupernodes(addrs));
             }
             Some(mapped) = map_rx.recv() => {
+                mapped_now = mapped;
                 let mut c = lan.clone();
                 c.extend(mapped.map(|addr| Candidate { kind: CandidateKind::Mapped, addr }));
                 core.handle_command(Instant::now(), Command::SetCandidates(c));

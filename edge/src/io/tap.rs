@@ -54,7 +54,9 @@ pub fn create(name: &str, mac: [u8; 6], mtu: u16, offload: bool) -> anyhow::Resu
     })?;
     dev.enabled(true)
         .with_context(|| format!("cannot bring {name} up"))?;
-    // Non-blocking reads let the send worker take every queued frame before it sends.
+    // Non-blocking reads let the send worker take every queued frame before it sends. The
+    // flag is on the open file, so writes are non-blocking too: harmless, as a TAP device's
+    // send buffer is unlimited unless TUNSETSNDBUF says otherwise (writes never wait).
     dev.set_nonblocking(true)
         .with_context(|| format!("cannot make {name} non-blocking"))?;
     let offload = dev.tcp_gso();

@@ -79,6 +79,8 @@ pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
                 continue;
             }
             Err(e) => {
+                sender.flush();
+                queued = 0;
                 if !shared.stop.load(Ordering::Relaxed) {
                     tracing::warn!(error = %e, "TAP read failed");
                     std::thread::sleep(Duration::from_millis(100));

@@ -44,10 +44,10 @@ pub enum Answer {
 /// A query with the channel for its answer.
 pub type ApiRequest = (Query, oneshot::Sender<Answer>);
 
-/// Builds the router for an API listening on `listen`; `tx` reaches the event loop. On
-/// loopback it answers only requests addressed to loopback names (against DNS rebinding).
-pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Router {
-    let app = Router::new()
+/// Builds the router; `tx` reaches the event loop. (No Host check: on a server it sits behind
+/// reverse proxies that pass their own Host, and no browser there rebinds names.)
+pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+    Router::new()
         .route(
             "/status",
             get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Status)),
@@ -75,14 +75,7 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, listen: std::net::SocketAddr) -> Rou
         .route("/", get(|| async { Html(PAGE) }))
         .route("/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .with_state(tx);
-    if listen.ip().is_loopback() {
-        app.layer(axum::middleware::from_fn(
-            n2n_common::host::loopback_host_only,
-        ))
-    } else {
-        app
-    }
+        .with_state(tx)
 }
 
 fn error(code: StatusCode, msg: &str) -> Response {

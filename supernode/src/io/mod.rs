@@ -103,7 +103,7 @@ pub async fn serve(
     let api_task = match api {
         Some(listener) => {
             tracing::info!(api = %listener.local_addr()?, "HTTP API listening");
-            let app = api::router(api_tx, listener.local_addr()?);
+            let app = api::router(api_tx);
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {

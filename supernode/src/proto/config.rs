@@ -24,7 +24,7 @@ pub struct Limits {
     pub handshakes_per_source: Rate,
     /// Source IPs tracked by the handshake limiter at once.
     pub max_tracked_sources: usize,
-    /// New open communities per source (an IPv4 address or an IPv6 /64): each takes a subnet
+    /// New open communities per source (an IPv4 address or an IPv6 /48): each takes a subnet
     /// for good, so one source must not use up the pool.
     pub new_communities_per_source: Rate,
     /// Registered edges per community.

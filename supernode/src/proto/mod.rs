@@ -131,17 +131,28 @@ pub struct LimitHits {
     pub punches: u64,
     /// Registrations refused because the community was full.
     pub community_full: u64,
-    /// Open communities refused because their source created too many.
+    /// Open communities refused because their source (IPv4 address, IPv6 /48) created too
+    /// many.
     pub new_communities: u64,
 }
 
 /// The key abuse limits count a source under: its IPv4 address, or the /64 of its IPv6
-/// address (one subscriber's share: per-address limits would be no limits at all).
+/// address (one LAN: per-address limits would be no limits at all).
 pub fn source_key(ip: IpAddr) -> IpAddr {
+    prefix_key(ip, 64)
+}
+
+/// The key new communities are counted under: an IPv4 address, or an IPv6 /48 (a whole
+/// site's allocation: subnets are scarce, so one site gets one share).
+pub fn site_key(ip: IpAddr) -> IpAddr {
+    prefix_key(ip, 48)
+}
+
+fn prefix_key(ip: IpAddr, v6_bits: u32) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(v6) & !((1u128 << 64) - 1),
+            u128::from(v6) & !(u128::MAX >> v6_bits),
         )),
     }
 }
@@ -468,5 +479,9 @@ mod tests {
             "2001:db8:1:2::".parse::<std::net::IpAddr>().unwrap()
         );
         assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        let site = |s: &str| super::site_key(s.parse().unwrap());
+        assert_eq!(site("2001:db8:1:2::1"), site("2001:db8:1:ffff::9"));
+        assert_ne!(site("2001:db8:1::1"), site("2001:db8:2::1"));
+        assert_eq!(site("192.0.2.7"), k("192.0.2.7"));
     }
 }

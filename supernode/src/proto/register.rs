@@ -1,6 +1,8 @@
 //! The hello exchange and registration: admission, leases, the ack and the peer list.
 
-use super::{CommunityRecord, EdgeRecord, Event, Lease, Supernode, community, source_key};
+use super::{
+    CommunityRecord, EdgeRecord, Event, Lease, Supernode, community, site_key, source_key,
+};
 use n2n_common::crypto::aead::SessionKey;
 use n2n_common::crypto::kdf;
 use n2n_common::ratelimit::TokenBucket;
@@ -99,7 +101,7 @@ impl Supernode {
             }
         }
         let new_open = policy.is_none() && !self.communities.contains_key(&name);
-        if new_open && !self.new_communities.allow(&source_key(from.ip()), now) {
+        if new_open && !self.new_communities.allow(&site_key(from.ip()), now) {
             self.stats.limit_hits.new_communities += 1;
             let reason =
                 "too many new communities from this address; join an existing one or try later"
