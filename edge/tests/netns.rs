@@ -305,6 +305,21 @@ fn an_ipv6_only_underlay_carries_the_overlay() {
             "nodad",
         ]);
     }
+    // The supernode host has a second address, the one edges are given: its answers must
+    // come from it, not from the address the kernel would pick.
+    for extra in ["fd00:2::99/64", "fd00:2::98/64"] {
+        ok(&[
+            "ip",
+            "-n",
+            &lab.ns("sn"),
+            "addr",
+            "add",
+            extra,
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+    }
     // `-listen :7777` (the default's form) takes IPv6 too.
     lab.start_supernode();
     for (ns, name) in [("a", "alpha"), ("b", "bravo")] {
@@ -313,7 +328,7 @@ fn an_ipv6_only_underlay_carries_the_overlay() {
             "-community",
             "six",
             "-supernode",
-            "[fd00:2::1]:7777",
+            "[fd00:2::99]:7777",
             "-passphrase",
             "test-secret",
             "-edge-id",

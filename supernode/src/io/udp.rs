@@ -4,12 +4,16 @@
 
 use n2n_common::types::Transmit;
 use std::io::{ErrorKind, IoSliceMut};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// Largest payload of one GSO send.
 const MAX_GSO_BYTES: usize = 65_000;
+/// Peers whose reply address is remembered (beyond it the memory starts over: spoofed
+/// sources must not grow it).
+const MAX_REPLY_FROM: usize = 262_144;
 
 /// A UDP socket plus the state of its batched I/O.
 pub struct BatchSocket {
@@ -18,6 +22,10 @@ pub struct BatchSocket {
     bufs: Vec<Vec<u8>>,
     meta: Vec<quinn_udp::RecvMeta>,
     gso: Vec<u8>,
+    /// The local address each peer wrote to: answers leave from it (a host with several
+    /// addresses would otherwise answer from whichever the kernel picks, and edges accept
+    /// answers only from the address they asked).
+    reply_from: HashMap<SocketAddr, IpAddr>,
 }
 
 impl BatchSocket {
@@ -33,6 +41,7 @@ impl BatchSocket {
                 .collect(),
             meta: vec![quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE],
             gso: Vec::with_capacity(MAX_GSO_BYTES),
+            reply_from: HashMap::new(),
             socket,
             state,
         })
@@ -67,9 +76,18 @@ impl BatchSocket {
                 }
             };
             for (m, buf) in self.meta.iter().zip(&self.bufs).take(n) {
+                let from = n2n_common::udp::canonical(m.addr);
+                if let Some(to) = m.dst_ip
+                    && self.reply_from.get(&from) != Some(&to)
+                {
+                    if self.reply_from.len() >= MAX_REPLY_FROM {
+                        self.reply_from.clear();
+                    }
+                    self.reply_from.insert(from, to);
+                }
                 let data = buf.get(..m.len).unwrap_or_default();
                 for d in data.chunks(m.stride.max(1)) {
-                    f(n2n_common::udp::canonical(m.addr), d);
+                    f(from, d);
                     count += 1;
                 }
             }
@@ -117,7 +135,7 @@ impl BatchSocket {
             ecn: None,
             contents,
             segment_size: segment,
-            src_ip: None,
+            src_ip: self.reply_from.get(&dst).copied(),
         };
         loop {
             match self.socket.try_io(Interest::WRITABLE, || {
