@@ -3,8 +3,8 @@
 //! equal-sized datagrams to one destination (a relayed burst) as one GSO send.
 
 use n2n_common::types::Transmit;
-use std::io::{ErrorKind, IoSliceMut};
 use std::collections::HashMap;
+use std::io::{ErrorKind, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
