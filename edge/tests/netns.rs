@@ -87,23 +87,7 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
         ];
         lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
     }
-    wait_for(
-        "both edges registered with a direct path",
-        Duration::from_secs(40),
-        || {
-            ["a", "b"].iter().all(|ns| {
-                let o = lab.exec(ns, &[edge.to_str().unwrap(), "peers", "--json"]);
-                o.status.success()
-                    && serde_json::from_slice::<serde_json::Value>(&o.stdout)
-                        .map(|v| {
-                            v["peers"]
-                                .as_array()
-                                .is_some_and(|p| p.len() == 1 && p[0]["path"] == "direct")
-                        })
-                        .unwrap_or(false)
-            })
-        },
-    );
+    wait_both_direct(&lab, &edge, "both edges registered with a direct path");
     let (sa, sb) = (api(&lab, "a", "status"), api(&lab, "b", "status"));
     assert_eq!(sa["registered"], true);
     let (ip_a, ip_b) = (
@@ -340,22 +324,10 @@ fn an_ipv6_only_underlay_carries_the_overlay() {
         ];
         lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
     }
-    wait_for(
+    wait_both_direct(
+        &lab,
+        &edge,
         "both edges registered over IPv6 with a direct path",
-        Duration::from_secs(40),
-        || {
-            ["a", "b"].iter().all(|ns| {
-                let o = lab.exec(ns, &[edge.to_str().unwrap(), "peers", "--json"]);
-                o.status.success()
-                    && serde_json::from_slice::<serde_json::Value>(&o.stdout)
-                        .map(|v| {
-                            v["peers"]
-                                .as_array()
-                                .is_some_and(|p| p.len() == 1 && p[0]["path"] == "direct")
-                        })
-                        .unwrap_or(false)
-            })
-        },
     );
     let pa = api(&lab, "a", "peers");
     let endpoint = pa["peers"][0]["endpoint"].as_str().unwrap().to_string();
@@ -371,6 +343,23 @@ fn an_ipv6_only_underlay_carries_the_overlay() {
     let ip_a = api(&lab, "a", "status")["ip"].as_str().unwrap().to_string();
     tcp_transfer(&lab, "a", "b", &ip_b);
     tcp_transfer(&lab, "b", "a", &ip_a);
+}
+
+/// Waits until the edges in a and b each list the other as their one peer, reached directly.
+fn wait_both_direct(lab: &Lab, edge: &std::path::Path, what: &str) {
+    wait_for(what, Duration::from_secs(40), || {
+        ["a", "b"].iter().all(|ns| {
+            let o = lab.exec(ns, &[edge.to_str().unwrap(), "peers", "--json"]);
+            o.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                    .map(|v| {
+                        v["peers"]
+                            .as_array()
+                            .is_some_and(|p| p.len() == 1 && p[0]["path"] == "direct")
+                    })
+                    .unwrap_or(false)
+        })
+    });
 }
 
 /// `/etc/netns/NS/`, which `ip netns exec NS` mounts over `/etc`: here, a hosts file.

@@ -52,6 +52,19 @@ impl Daemon {
     }
 }
 
+/// Gives `community` an admission secret derived from `passphrase`.
+fn restrict(s: &mut Settings, community: &str, passphrase: &str) {
+    let key =
+        CommunityKeys::derive(community, Some(passphrase), KdfParams::FAST_INSECURE).admission;
+    s.communities.insert(
+        community.into(),
+        CommunitySettings {
+            admission_key: Some(n2n_common::config::HexKey(key)),
+            ..Default::default()
+        },
+    );
+}
+
 fn settings(dir: &std::path::Path) -> Settings {
     Settings {
         state_dir: dir.to_path_buf(),
@@ -140,14 +153,7 @@ async fn a_wrong_secret_is_refused_with_a_clear_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path());
     s.allow_open = false;
-    let key = CommunityKeys::derive("acme", Some("right"), KdfParams::FAST_INSECURE).admission;
-    s.communities.insert(
-        "acme".into(),
-        CommunitySettings {
-            admission_key: Some(n2n_common::config::HexKey(key)),
-            ..Default::default()
-        },
-    );
+    restrict(&mut s, "acme", "right");
     let sn = start_in_process(s).await;
     let good = UdpEdge::start(edge_config("acme", Some("right"), 1, sn.udp), 1).await;
     let bad = UdpEdge::start(edge_config("acme", Some("wrong"), 2, sn.udp), 2).await;
@@ -183,14 +189,7 @@ async fn a_reload_that_adds_a_secret_keeps_members_and_turns_strangers_away() {
     }
     let ip = member.ip().unwrap();
     // The admin gives the open community a secret and sends SIGHUP.
-    let key = CommunityKeys::derive("acme", Some("right"), KdfParams::FAST_INSECURE).admission;
-    s.communities.insert(
-        "acme".into(),
-        CommunitySettings {
-            admission_key: Some(n2n_common::config::HexKey(key)),
-            ..Default::default()
-        },
-    );
+    restrict(&mut s, "acme", "right");
     sn.reload.send(s).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while stranger.refusal().is_none() && std::time::Instant::now() < deadline {
