@@ -40,8 +40,9 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(|x| x.as_str()).unwrap_or("")
 }
 
-fn peers(v: &Value) -> &[Value] {
-    v.get("peers")
+/// The array under `key` of `/peers.json` data (`peers`, `offline`), empty if missing.
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
         .and_then(|p| p.as_array())
         .map(|a| a.as_slice())
         .unwrap_or(&[])
@@ -78,7 +79,7 @@ pub fn dot(v: &Value) -> String {
         out,
         "  self -> supernode [style=dashed, color=grey, dir=none];"
     );
-    for p in peers(v) {
+    for p in list(v, "peers") {
         let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
         let _ = writeln!(
             out,
@@ -122,7 +123,7 @@ pub fn dot(v: &Value) -> String {
 /// SVG of `/peers.json` data: the supernode on top, this edge in the middle, peers around.
 pub fn svg(v: &Value) -> String {
     let me = v.get("self").cloned().unwrap_or(Value::Null);
-    let ps = peers(v);
+    let ps = list(v, "peers");
     let (w, h) = (640.0f64, 480.0f64);
     let (cx, cy, r) = (w / 2.0, h / 2.0 + 20.0, 170.0);
     let mut out = String::new();
@@ -210,8 +211,7 @@ pub fn offline_dot(v: &Value) -> String {
         out,
         "  node [shape=box, style=\"rounded,dashed\", color=grey, fontcolor=grey40];"
     );
-    let offline = v.get("offline").and_then(|o| o.as_array());
-    for p in offline.map(|a| a.as_slice()).unwrap_or(&[]) {
+    for p in list(v, "offline") {
         let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
         let _ = writeln!(
             out,
