@@ -98,7 +98,15 @@ pub struct DropCounters(BTreeMap<DropReason, u64>);
 impl DropCounters {
     /// Counts one drop.
     pub fn count(&mut self, reason: DropReason) {
-        *self.0.entry(reason).or_default() += 1;
+        self.add(reason, 1);
+    }
+
+    /// Counts `n` drops for one reason (nothing is recorded for zero).
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        if n > 0 {
+            let c = self.0.entry(reason).or_default();
+            *c = c.saturating_add(n);
+        }
     }
 
     /// The count for one reason.

@@ -86,6 +86,7 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
         "rx_frames": st.rx_frames,
         "tap_superframes_read": st.tap_superframes_read,
         "tap_superframes_written": st.tap_superframes_written,
+        "macs_refused": st.macs_refused,
         "registrations": st.registrations,
         "drops": drops,
     })
@@ -244,6 +245,12 @@ fn metrics(edge: &Edge) -> String {
         "counter",
         "Super-frames joined from received segments and written to the TAP device.",
         st.tap_superframes_written,
+    );
+    metric(
+        "n2n_edge_macs_refused_total",
+        "counter",
+        "MACs not learned behind a peer that already had the most allowed (1024).",
+        st.macs_refused,
     );
     metric(
         "n2n_edge_registrations_total",

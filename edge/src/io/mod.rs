@@ -200,9 +200,10 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
             Some(msg) = from_workers.recv() => {
                 let now = Instant::now();
                 match msg {
-                    ToControl::Datagram(from, bytes) => core.handle_datagram(now, from, &bytes),
-                    ToControl::Seen { peer, from } => core.note_data(now, peer, from, true),
-                    ToControl::Learn { mac, peer } => core.learn_mac(now, mac, peer),
+                    ToControl::Supernode(from, bytes) => core.handle_control(now, from, &bytes),
+                    ToControl::PeerControl { peer, from, msg } => core.handle_peer_control(now, peer, from, msg),
+                    ToControl::UnknownPeer => core.handle_unknown_peer(now),
+                    ToControl::Note(n) => core.handle_note(now, n),
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),

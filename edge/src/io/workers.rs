@@ -1,17 +1,18 @@
 //! Packet workers: blocking threads that move frames TAP -> UDP and UDP -> TAP using the
 //! current forwarding snapshot, with buffers reused across packets. Everything that is not a
-//! data frame (control, probes) goes to the control task.
+//! data frame goes to the control task authenticated (peer control) or, from a supernode
+//! address, as it arrived (the core authenticates supernode control).
 
 use super::gro::Coalescer;
 use super::offload::{self, PLAIN_HDR, VNET_HDR_LEN, VnetHdr};
 use super::tap::Tap;
 use super::udp::{Receiver, Sender};
 use crate::proto::forward::Forwarding;
+use crate::proto::{Note, RxAction, RxState};
 use arc_swap::ArcSwap;
 use n2n_common::stats::DropReason;
-use n2n_common::types::{EdgeId, Mac};
-use n2n_common::wire::data::flags;
-use std::collections::HashMap;
+use n2n_common::types::EdgeId;
+use n2n_common::wire::peer::PeerMessage;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,25 +24,25 @@ const BATCH: usize = 32;
 /// Most frames read from the TAP device before what they became is sent.
 const TAP_BATCH: usize = 64;
 
-/// What the UDP worker hands to the control task.
+/// What the UDP worker hands to the control task: only authenticated input, except control
+/// in the supernode's forms from a supernode address, which the core authenticates.
 #[derive(Debug)]
 pub enum ToControl {
-    /// A datagram for the core (control, probes, unknown senders).
-    Datagram(SocketAddr, Vec<u8>),
-    /// An authenticated frame arrived from `peer` via `from`.
-    Seen {
+    /// Control from a supernode address, as it arrived.
+    Supernode(SocketAddr, Vec<u8>),
+    /// An authenticated peer control message from `peer` via `from`.
+    PeerControl {
         /// The peer.
         peer: EdgeId,
-        /// Its source address.
+        /// The datagram's source.
         from: SocketAddr,
+        /// The message.
+        msg: PeerMessage,
     },
-    /// `mac` lives behind `peer`.
-    Learn {
-        /// The MAC.
-        mac: Mac,
-        /// The peer.
-        peer: EdgeId,
-    },
+    /// Data from an edge id without a key: ask the supernode for the peer list.
+    UnknownPeer,
+    /// What the receive path learned from an authenticated frame.
+    Note(Note),
 }
 
 /// Shared state of the workers.
@@ -174,16 +175,9 @@ pub fn udp_to_tap(
     }
 }
 
-/// What the receive worker remembers between datagrams.
-#[derive(Default)]
-struct RxState {
-    scratch: Vec<u8>,
-    seen: HashMap<EdgeId, (SocketAddr, Instant)>,
-    learned: HashMap<Mac, (EdgeId, Instant)>,
-}
-
-/// Opens one datagram and hands the frame it carries to `deliver`; anything else goes to the
-/// control task, or is dropped and counted.
+/// Runs one datagram through the receive path ([`Forwarding::receive`], the function the
+/// core and the fuzzers run too): frames go to `deliver`, authenticated control and notes to
+/// the control task, drops are counted.
 fn open_datagram(
     shared: &Shared,
     control: &mpsc::Sender<ToControl>,
@@ -192,48 +186,27 @@ fn open_datagram(
     pkt: &mut [u8],
     deliver: impl FnOnce(&[u8]),
 ) {
-    let is_frame =
-        pkt.first() == Some(&0x12) && pkt.get(1).is_some_and(|f| f & flags::PEER_CONTROL == 0);
-    if !is_frame {
-        let _ = control.try_send(ToControl::Datagram(from, pkt.to_vec()));
-        return;
-    }
     let fwd = shared.snapshot.load();
-    let opened = match fwd.decapsulate(pkt, &mut st.scratch) {
-        Ok(o) => o,
-        Err(DropReason::UnknownSession) => {
-            // The core asks the supernode for the peer list (and counts the drop). Nothing
-            // was decrypted: the datagram is as it arrived.
-            let _ = control.try_send(ToControl::Datagram(from, pkt.to_vec()));
+    let note = |n| {
+        let _ = control.try_send(ToControl::Note(n));
+    };
+    let to_control = match fwd.receive(st, Instant::now(), from, pkt, note) {
+        RxAction::Deliver(frame) => {
+            deliver(frame);
             return;
         }
-        Err(reason) => {
+        RxAction::PeerControl { peer, msg } => ToControl::PeerControl { peer, from, msg },
+        RxAction::Supernode => ToControl::Supernode(from, pkt.to_vec()),
+        RxAction::UnknownPeer => {
+            fwd.counters.count_drop(DropReason::UnknownSession);
+            ToControl::UnknownPeer
+        }
+        RxAction::Drop(reason) => {
             fwd.counters.count_drop(reason);
             return;
         }
     };
-    let now = Instant::now();
-    let peer = opened.peer;
-    // Tell the core about the path (roaming, liveness) at most once a second per peer, at
-    // once when the source address changed.
-    let report = st
-        .seen
-        .get(&peer)
-        .is_none_or(|(addr, at)| *addr != from || now.duration_since(*at) > Duration::from_secs(1));
-    if report {
-        st.seen.insert(peer, (from, now));
-        let _ = control.try_send(ToControl::Seen { peer, from });
+    if control.try_send(to_control).is_err() {
+        fwd.counters.count_drop(DropReason::RateLimited);
     }
-    if let Some(src) = Mac::src_of(opened.plain)
-        && !src.is_group()
-        && fwd.by_mac.get(&src) != Some(&peer)
-        && st
-            .learned
-            .get(&src)
-            .is_none_or(|(p, at)| *p != peer || now.duration_since(*at) > Duration::from_secs(5))
-    {
-        st.learned.insert(src, (peer, now));
-        let _ = control.try_send(ToControl::Learn { mac: src, peer });
-    }
-    deliver(opened.plain);
 }

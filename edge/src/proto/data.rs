@@ -2,6 +2,7 @@
 //! to peers, data packets in, MAC learning and roaming.
 
 use super::forward::Forwarding;
+use super::receive::{MAX_MACS_PER_PEER, Note, RxAction};
 use super::{Edge, Path};
 use n2n_common::stats::DropReason;
 use n2n_common::types::{EdgeId, Mac, Transmit};
@@ -29,9 +30,16 @@ impl Edge {
         let mut f = Forwarding::empty(self.data_counters.clone());
         f.my_id = self.my_id;
         f.supernode = sn;
+        f.supernodes = self.config.supernodes.clone();
         f.compress = self.config.compress;
         for (mac, (id, _)) in &self.macs {
             f.by_mac.insert(*mac, *id);
+        }
+        // Members' own MACs win over anything learned (id 0 is us: no peer has it).
+        f.owners.insert(self.config.mac, 0);
+        for (id, p) in &self.peers {
+            f.owners.insert(p.info.mac, *id);
+            f.by_mac.insert(p.info.mac, *id);
         }
         for (id, p) in &self.peers {
             let (dst, relayed) = match (p.path, sn) {
@@ -95,7 +103,9 @@ impl Edge {
         }
     }
 
-    pub(super) fn handle_data(
+    /// Runs one datagram through the receive path the packet workers run
+    /// ([`Forwarding::receive`]) and acts on the outcome as the control task does.
+    pub(super) fn receive_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -103,30 +113,58 @@ impl Edge {
     ) -> Result<(), DropReason> {
         let fwd = self.forwarding(now);
         let mut buf = bytes.to_vec();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let opened = fwd
-            .decapsulate(&mut buf, &mut scratch)
-            .map(|o| (o.peer, o.flags, o.plain.to_vec()));
-        self.scratch = scratch;
-        let (peer, hdr_flags, plain) = match opened {
-            Ok(v) => v,
-            Err(DropReason::UnknownSession) => {
-                self.request_sync(now);
-                return Err(DropReason::UnknownSession);
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut notes = Vec::new();
+        let result = match fwd.receive(&mut rx, now, from, &mut buf, |n| notes.push(n)) {
+            RxAction::Deliver(frame) => {
+                self.frames.push_back(frame.to_vec());
+                Ok(())
             }
-            Err(e) => return Err(e),
+            RxAction::PeerControl { peer, msg } => {
+                self.handle_peer_control(now, peer, from, msg);
+                Ok(())
+            }
+            RxAction::Supernode => {
+                self.handle_control(now, from, bytes);
+                Ok(())
+            }
+            RxAction::UnknownPeer => {
+                self.handle_unknown_peer(now);
+                Err(DropReason::UnknownSession)
+            }
+            RxAction::Drop(reason) => Err(reason),
         };
-        self.note_data(now, peer, from, hdr_flags & flags::PEER_CONTROL == 0);
-        if hdr_flags & flags::PEER_CONTROL != 0 {
-            let msg = PeerMessage::parse(&plain).map_err(|e| e.drop_reason())?;
-            self.handle_peer_message(now, peer, from, msg);
-            return Ok(());
+        self.rx = rx;
+        for n in notes {
+            self.handle_note(now, n);
         }
-        if let Some(src) = Mac::src_of(&plain) {
-            self.learn_mac(now, src, peer);
+        result
+    }
+
+    /// Acts on what the receive path learned from an authenticated frame.
+    pub fn handle_note(&mut self, now: Instant, note: Note) {
+        match note {
+            Note::Seen { peer, from } => self.note_data(now, peer, from, true),
+            Note::Learn { mac, peer } => self.learn_mac(now, mac, peer),
         }
-        self.frames.push_back(plain);
-        Ok(())
+    }
+
+    /// An authenticated peer control message from `peer` arrived from `from`.
+    pub fn handle_peer_control(
+        &mut self,
+        now: Instant,
+        peer: EdgeId,
+        from: SocketAddr,
+        msg: PeerMessage,
+    ) {
+        self.note_data(now, peer, from, false);
+        self.handle_peer_message(now, peer, from, msg);
+    }
+
+    /// A data packet came from an edge id we have no key for: ask the supernode for the peer
+    /// list (at most every five seconds).
+    pub fn handle_unknown_peer(&mut self, now: Instant) {
+        self.request_sync(now);
     }
 
     /// An authenticated packet from `peer` arrived from `from` (the workers report these too).
@@ -150,9 +188,22 @@ impl Edge {
         }
     }
 
-    /// Learns that `mac` lives behind `peer` (the workers report new ones too).
+    /// Learns that `mac` lives behind `peer` (a host it bridges). A member's own MAC (or
+    /// ours) is never learned behind another, and a peer over [`MAX_MACS_PER_PEER`] learned
+    /// MACs is refused and counted.
     pub fn learn_mac(&mut self, now: Instant, mac: Mac, peer: EdgeId) {
-        if mac.is_group() || !self.peers.contains_key(&peer) {
+        if mac.is_group()
+            || !self.peers.contains_key(&peer)
+            || mac == self.config.mac
+            || self.peers.values().any(|p| p.info.mac == mac)
+        {
+            return;
+        }
+        let known = self.macs.get(&mac).is_some_and(|(p, _)| *p == peer);
+        if !known && self.macs.values().filter(|(p, _)| *p == peer).count() >= MAX_MACS_PER_PEER {
+            self.data_counters
+                .macs_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         if self

@@ -7,16 +7,18 @@ mod data;
 pub mod forward;
 mod paths;
 mod peer;
+pub mod receive;
 mod registration;
 
 pub use config::EdgeConfig;
 pub use peer::{MAX_KEYS, PairKey, Path, Peer};
+pub use receive::{MAX_MACS_PER_PEER, Note, RxAction, RxState};
 
 use n2n_common::crypto::identity::Fingerprint;
 use n2n_common::crypto::kdf;
 use n2n_common::rng::CoreRng;
 use n2n_common::session::ControlSession;
-use n2n_common::stats::DropCounters;
+use n2n_common::stats::{self, DropCounters};
 use n2n_common::timer::TimerTable;
 use n2n_common::types::{Candidate, EdgeId, Mac, Transmit};
 use n2n_common::wire::messages::KeyAnnounce;
@@ -104,6 +106,8 @@ pub struct EdgeStats {
     pub tap_superframes_read: u64,
     /// Super-frames joined from received segments and written to the TAP device.
     pub tap_superframes_written: u64,
+    /// MACs not learned because their peer already had [`MAX_MACS_PER_PEER`].
+    pub macs_refused: u64,
     /// Registrations completed.
     pub registrations: u64,
     /// Drops by reason.
@@ -180,6 +184,7 @@ pub struct Edge {
     fwd_dirty: bool,
     fwd_built_at: Option<Instant>,
     data_counters: std::sync::Arc<forward::DataCounters>,
+    rx: RxState,
 }
 
 /// How long a departed peer is remembered.
@@ -231,6 +236,7 @@ impl Edge {
             fwd_dirty: true,
             fwd_built_at: None,
             data_counters: Default::default(),
+            rx: RxState::default(),
         };
         edge.start_hello(now, 0);
         if let Some(every) = edge.config.key_rotation {
@@ -310,6 +316,7 @@ impl Edge {
         s.rx_frames = d.rx_frames.load(Relaxed);
         s.tap_superframes_read = d.tap_superframes_read.load(Relaxed);
         s.tap_superframes_written = d.tap_superframes_written.load(Relaxed);
+        s.macs_refused = d.macs_refused.load(Relaxed);
         d.merge_drops(&mut s.drops);
         s
     }
@@ -329,18 +336,21 @@ impl Edge {
         self.key.epoch
     }
 
-    /// Handles one datagram from `from`.
+    /// Handles one datagram from `from`: the packet workers' receive path
+    /// ([`forward::Forwarding::receive`]), then what the control task does with its outcome.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if let Err(reason) = self.receive_datagram(now, from, bytes) {
+            self.stats.drops.count(reason);
+        }
+    }
+
+    /// Handles control from the supernode (plain or sealed form; the receive path has checked
+    /// the source is a supernode address). Only authenticated input changes state.
+    pub fn handle_control(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let result = match wire::classify(bytes) {
-            Ok(Form::Data) => self.handle_data(now, from, bytes),
-            Ok(Form::Plain) => {
-                self.fwd_dirty = true;
-                self.handle_plain(now, from, bytes)
-            }
-            Ok(Form::Sealed) => {
-                self.fwd_dirty = true;
-                self.handle_sealed(now, from, bytes)
-            }
+            Ok(Form::Plain) => self.handle_plain(now, from, bytes),
+            Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
+            Ok(Form::Data) => Err(stats::DropReason::Unexpected),
             Err(e) => Err(e.drop_reason()),
         };
         if let Err(reason) = result {

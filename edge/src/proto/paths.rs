@@ -59,11 +59,6 @@ impl Edge {
         if is_new {
             self.events.push_back(Event::PeerAdded { id });
         }
-        if let Some(p) = self.peers.get(&id)
-            && let Some(mac) = Some(p.info.mac)
-        {
-            self.macs.insert(mac, (id, now));
-        }
         // New peers, changed addresses and coordinated punches all (re)validate the path.
         if punch || is_new || addr_changed {
             self.start_punch(now, id);

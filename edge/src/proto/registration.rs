@@ -261,6 +261,9 @@ impl Edge {
         if !registering && Some(hdr.edge_id) != self.my_id {
             return Err(DropReason::Misdirected);
         }
+        // Authenticated: what follows may change peers, keys or our id, and the snapshot the
+        // handlers seal probes with must show it at once.
+        self.fwd_dirty = true;
         match msg {
             SealedMessage::RegisterAck {
                 edge_id,

@@ -1,0 +1,75 @@
+//! Whole datagrams into the edge's one receive path (`Forwarding::receive`, what the packet
+//! workers and the core run). Half the inputs are sealed with a real pair key first, so the
+//! fuzzer reaches what lies behind authentication: peer messages, frame checks, learning.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use n2n_common::types::Mac;
+use n2n_edge::proto::forward::{Forwarding, MIN_FRAME, PeerFwd};
+use n2n_edge::proto::{PairKey, RxAction, RxState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ME: u32 = 1;
+const PEER: u32 = 2;
+const MY_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 1]);
+const PEER_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 2]);
+
+/// A snapshot of edge `me` knowing edge `peer` under one shared pair key.
+fn view(me: u32, my_mac: Mac, peer: u32, peer_mac: Mac, sn: SocketAddr, now: Instant) -> Forwarding {
+    let key = Arc::new(PairKey::new(0, 0, &[7; 32], now));
+    let mut f = Forwarding::empty(Default::default());
+    f.my_id = Some(me);
+    f.supernode = Some(sn);
+    f.supernodes = vec![sn];
+    f.compress = true;
+    f.owners.insert(my_mac, 0);
+    f.owners.insert(peer_mac, peer);
+    f.by_mac.insert(peer_mac, peer);
+    f.peers.insert(
+        peer,
+        PeerFwd {
+            id: peer,
+            dst: "192.0.2.2:2".parse().expect("addr"),
+            relayed: false,
+            send: Some(key.clone()),
+            keys: vec![key],
+            counters: Default::default(),
+        },
+    );
+    f
+}
+
+fuzz_target!(|data: &[u8]| {
+    let now = Instant::now();
+    let sn: SocketAddr = "198.51.100.1:7777".parse().expect("addr");
+    let me = view(ME, MY_MAC, PEER, PEER_MAC, sn, now);
+    let them = view(PEER, PEER_MAC, ME, MY_MAC, sn, now);
+    let sources = [sn, "192.0.2.2:2".parse().expect("addr"), "203.0.113.9:9".parse().expect("addr")];
+    let mut st = RxState::default();
+    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    for (i, chunk) in data.split(|b| *b == 0xff).enumerate() {
+        let [mode, rest @ ..] = chunk else { continue };
+        let from = sources[usize::from(*mode >> 1) % sources.len()];
+        let mut pkt = if mode & 1 == 1 {
+            // Sealed by the peer: flags from the low bits of the mode byte.
+            let flags = (mode >> 2) & n2n_common::wire::data::flags::PEER_CONTROL;
+            let Some(p) = them.peers.get(&ME) else { return };
+            them.seal(p, flags, rest, None, &mut out, &mut scratch);
+            out.clone()
+        } else {
+            rest.to_vec()
+        };
+        let t = now + Duration::from_millis(i as u64 * 300);
+        match me.receive(&mut st, t, from, &mut pkt, |_| {}) {
+            RxAction::Deliver(frame) => {
+                assert!(frame.len() >= MIN_FRAME);
+                let src = Mac::src_of(frame).expect("a frame has a source");
+                assert!(src != MY_MAC, "a peer spoke as us");
+            }
+            RxAction::Supernode => assert_eq!(from, sn),
+            RxAction::PeerControl { peer, .. } => assert_eq!(peer, PEER),
+            RxAction::UnknownPeer | RxAction::Drop(_) => {}
+        }
+    }
+});
