@@ -167,6 +167,42 @@ fn truncated_and_forged_packets_are_dropped_and_counted_without_state_change() {
     );
 }
 
+/// Protocol v2 finding 2: a REGISTER resent within its cookie's life (a retransmission, or
+/// an attacker's replay from the edge's forged address) used to build a fresh control session
+/// with the same keys: its counter restarted at 0 and its replay window was empty, so
+/// captured heartbeats replayed from elsewhere moved the edge's endpoint to the attacker.
+#[test]
+fn a_resent_register_neither_resets_the_session_nor_lets_old_heartbeats_move_the_endpoint() {
+    let mut w = setup(26);
+    let a = w.edges[0].addr;
+    let id_a = w.edges[0].core.edge_id().unwrap();
+    let sent = captured(&w, a, sn());
+    let register = sent.iter().find(|d| d[..2] == [0x10, 3]).unwrap().clone();
+    let heartbeats: Vec<_> = sent.into_iter().filter(|d| d[0] == 0x11).collect();
+    assert!(!heartbeats.is_empty());
+    let (ea, ssn) = (w.edge_state(0), w.sn_state());
+    let log_len = w.wire_log.len();
+    // Resent from the edge's own address (its cookie is bound to it).
+    w.inject(a, sn(), register);
+    w.run_for(Duration::from_millis(50));
+    // The supernode answers a retransmission from the session it has (a fresh counter the
+    // edge accepts), without touching the edge's state.
+    let answers = w.wire_log[log_len..]
+        .iter()
+        .filter(|(f, t, _)| *f == sn() && *t == a)
+        .count();
+    assert!(answers >= 1, "the retransmission is answered");
+    for h in &heartbeats {
+        w.inject(ATTACKER.parse().unwrap(), sn(), h.clone());
+    }
+    w.run_for(Duration::from_millis(50));
+    assert_eq!(w.sn.as_ref().unwrap().edges()[&id_a].endpoint, a);
+    assert!(sn_drops(&w, "replay") >= heartbeats.len() as u64);
+    assert_eq!(w.sn_state(), ssn);
+    assert_eq!(w.edge_state(0), ea);
+    assert!(w.edges[0].core.is_registered());
+}
+
 #[test]
 fn forged_unknown_session_hint_does_not_force_reregistration() {
     let mut w = setup(23);

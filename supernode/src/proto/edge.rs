@@ -35,6 +35,8 @@ pub struct EdgeRecord {
     /// Bytes relayed from it.
     pub relayed_bytes: u64,
     pub(super) session: ControlSession,
+    /// The edge's key of the REGISTER that made `session` (a resent one is answered from it).
+    pub(super) edge_key: [u8; 32],
     pub(super) relay_bucket: TokenBucket,
     pub(super) punch_bucket: TokenBucket,
 }

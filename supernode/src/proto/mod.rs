@@ -183,6 +183,9 @@ pub struct Supernode {
     edges: BTreeMap<EdgeId, EdgeRecord>,
     next_edge_id: EdgeId,
     handshakes: KeyedLimiter<IpAddr>,
+    /// Edge session keys of REGISTERs accepted while their cookies can still be valid, with
+    /// the id they registered (0: refused): a key is never given a second session.
+    used_register_keys: BTreeMap<[u8; 32], (EdgeId, Instant)>,
     new_communities: KeyedLimiter<IpAddr>,
     unknown_replies: TokenBucket,
     transmits: VecDeque<Transmit>,
@@ -217,6 +220,7 @@ impl Supernode {
                 limits.max_tracked_sources,
             ),
             unknown_replies: TokenBucket::new(limits.unknown_session_replies, now),
+            used_register_keys: BTreeMap::new(),
             config,
             identity,
             signature,
@@ -352,6 +356,9 @@ impl Supernode {
             self.remove_edge(id, RemoveReason::Expired);
         }
         self.handshakes.prune(now);
+        // A REGISTER's cookie is valid for two buckets at most: older keys cannot come back.
+        self.used_register_keys
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= 3 * COOKIE_BUCKET);
         self.new_communities.prune(now);
         self.remove_idle_communities(now);
     }

@@ -8,7 +8,7 @@ use n2n_common::crypto::kdf;
 use n2n_common::ratelimit::TokenBucket;
 use n2n_common::session::{ControlSession, REGISTER_PREFIX, Role};
 use n2n_common::stats::DropReason;
-use n2n_common::types::MAX_EDGE_ID;
+use n2n_common::types::{EdgeId, MAX_EDGE_ID};
 use n2n_common::wire::messages::RegisterBody;
 use n2n_common::wire::plain::{PlainMessage, REGISTER_AAD_LEN};
 use n2n_common::wire::sealed::{NakCode, SealedMessage};
@@ -79,7 +79,63 @@ impl Supernode {
             .open(REGISTER_PREFIX, 0, aad, &mut sealed)
             .map_err(|_| DropReason::Auth)?;
         let body = RegisterBody::parse(plain).map_err(|e| e.drop_reason())?;
-        let mut session = ControlSession::new(Role::Supernode, &e2s, &s2e);
+        if let Some((id, _)) = self.used_register_keys.get(&edge_key).copied() {
+            // Never a second session under one key: its counter would start again at 0.
+            return self.answer_resent_register(from, id, edge_key);
+        }
+        let result = self.admit(now, from, edge_key, body, &e2s, &s2e);
+        // Refused keys are remembered too (their NAK used the key's counter 0).
+        let id = *result.as_ref().unwrap_or(&0);
+        self.used_register_keys.insert(edge_key, (id, now));
+        result.map(|_| ())
+    }
+
+    /// A REGISTER whose key already made a session: the edge's retransmission (its ack was
+    /// lost) is answered from that session with fresh counters; anything else is a replay.
+    fn answer_resent_register(
+        &mut self,
+        from: SocketAddr,
+        id: EdgeId,
+        edge_key: [u8; 32],
+    ) -> Result<(), DropReason> {
+        let heartbeat_secs = self.config.heartbeat.as_secs().clamp(1, 3600) as u16;
+        let prefix = |rec: &EdgeRecord| self.communities.get(&rec.community).map(|c| c.prefix);
+        let Some(rec) = self.edges.get(&id) else {
+            return Err(DropReason::Replay);
+        };
+        let Some(prefix) = prefix(rec).filter(|_| rec.edge_key == edge_key && rec.endpoint == from)
+        else {
+            return Err(DropReason::Replay);
+        };
+        let Some(rec) = self.edges.get_mut(&id) else {
+            return Err(DropReason::Replay);
+        };
+        let ack = rec.session.seal(
+            id,
+            &SealedMessage::RegisterAck {
+                edge_id: id,
+                ip: rec.ip,
+                prefix,
+                observed: from,
+                heartbeat_secs,
+            },
+        );
+        self.send(from, ack);
+        self.send_peer_list(id);
+        Ok(())
+    }
+
+    /// Admits a newly authenticated REGISTER: community, lease, id, session, ack, peer list.
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        edge_key: [u8; 32],
+        body: RegisterBody,
+        e2s: &[u8; 32],
+        s2e: &[u8; 32],
+    ) -> Result<EdgeId, DropReason> {
+        let mut session = ControlSession::new(Role::Supernode, e2s, s2e);
         let name = body.community.clone();
 
         let policy = self.config.communities.get(&name).cloned();
@@ -192,6 +248,7 @@ impl Supernode {
             relayed_packets: 0,
             relayed_bytes: 0,
             session,
+            edge_key,
             relay_bucket: TokenBucket::new(limits.relay_per_edge, now),
             punch_bucket: TokenBucket::new(limits.punches_per_edge, now),
         };
@@ -212,7 +269,7 @@ impl Supernode {
             endpoint: from,
             open,
         });
-        Ok(())
+        Ok(edge_id)
     }
 
     fn refuse(
@@ -222,7 +279,7 @@ impl Supernode {
         community: &str,
         code: NakCode,
         reason: String,
-    ) -> Result<(), DropReason> {
+    ) -> Result<EdgeId, DropReason> {
         let nak = session.seal(
             0,
             &SealedMessage::RegisterNak {
