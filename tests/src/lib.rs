@@ -416,6 +416,17 @@ impl World {
         })
     }
 
+    /// Edge `i`'s drops for one reason, by its metrics label.
+    pub fn edge_drop(&self, i: usize, reason: &str) -> u64 {
+        self.edges[i]
+            .core
+            .stats()
+            .drops
+            .iter()
+            .find(|(r, _)| r.label() == reason)
+            .map_or(0, |(_, n)| n)
+    }
+
     /// Drop counters of every edge by reason, summed.
     pub fn edge_drops(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();

@@ -56,16 +56,6 @@ fn relayable(b: &[u8]) -> bool {
     n2n_common::wire::data::DataPacket::new_checked(b).is_ok()
 }
 
-fn drops(w: &World, i: usize, reason: &str) -> u64 {
-    w.edges[i]
-        .core
-        .stats()
-        .drops
-        .iter()
-        .find(|(r, _)| r.label() == reason)
-        .map_or(0, |(_, n)| n)
-}
-
 fn sn_drops(w: &World, reason: &str) -> u64 {
     w.sn.as_ref()
         .unwrap()
@@ -87,7 +77,7 @@ fn replayed_packets_are_dropped_and_counted_without_state_change() {
         .collect();
     assert!(!data.is_empty() && !heartbeats.is_empty());
     let (eb, ssn) = (w.edge_state(1), w.sn_state());
-    let replays_before = drops(&w, 1, "replay");
+    let replays_before = w.edge_drop(1, "replay");
     for d in &data {
         w.inject(a, b, d.clone()); // from the genuine source
         w.inject(ATTACKER.parse().unwrap(), b, d.clone());
@@ -98,7 +88,7 @@ fn replayed_packets_are_dropped_and_counted_without_state_change() {
     }
     w.run_for(Duration::from_millis(100));
     assert_eq!(
-        drops(&w, 1, "replay") - replays_before,
+        w.edge_drop(1, "replay") - replays_before,
         2 * data.len() as u64
     );
     assert!(sn_drops(&w, "replay") >= heartbeats.len() as u64);
@@ -162,7 +152,7 @@ fn truncated_and_forged_packets_are_dropped_and_counted_without_state_change() {
     assert_eq!(w.sn_state(), ssn);
     let all: Vec<_> = w.edges[1].core.stats().drops.iter().collect();
     assert!(
-        drops(&w, 1, "auth") > 0 && drops(&w, 1, "malformed") > 0,
+        w.edge_drop(1, "auth") > 0 && w.edge_drop(1, "malformed") > 0,
         "{all:?}"
     );
 }
@@ -270,7 +260,7 @@ fn wrong_community_and_wrong_passphrase_packets_are_dropped() {
     w.send_frame(d, &frame([0xff; 6], md, 1, 100));
     w.run_for(Duration::from_millis(100));
     assert_eq!(sn_drops(&w, "wrong_community") - wrong_before, 1);
-    assert!(drops(&w, 1, "unknown_session") >= 1);
+    assert!(w.edge_drop(1, "unknown_session") >= 1);
     assert_eq!(w.edge_state(1), eb);
 }
 

@@ -28,16 +28,6 @@ fn mac(w: &World, i: usize) -> [u8; 6] {
     w.edges[i].core.config().mac.0
 }
 
-fn drops(w: &World, i: usize, reason: &str) -> u64 {
-    w.edges[i]
-        .core
-        .stats()
-        .drops
-        .iter()
-        .find(|(r, _)| r.label() == reason)
-        .map_or(0, |(_, n)| n)
-}
-
 #[test]
 fn a_member_cannot_claim_another_members_mac() {
     let mut w = three();
@@ -45,7 +35,7 @@ fn a_member_cannot_claim_another_members_mac() {
     // b sends a frame to a that claims to come from c.
     w.send_frame(1, &frame(ma, mc, 1, 100));
     w.run_for(Duration::from_millis(200));
-    assert_eq!(drops(&w, 0, "spoofed_source"), 1, "dropped and counted");
+    assert_eq!(w.edge_drop(0, "spoofed_source"), 1, "dropped and counted");
     assert!(w.edges[0].delivered.is_empty(), "never written to the TAP");
     // a's frames for c still go to c, not to b.
     w.send_frame(0, &frame(mc, ma, 2, 100));
@@ -55,7 +45,7 @@ fn a_member_cannot_claim_another_members_mac() {
     // Nor can b claim a's own MAC towards a.
     w.send_frame(1, &frame(ma, ma, 3, 100));
     w.run_for(Duration::from_millis(200));
-    assert_eq!(drops(&w, 0, "spoofed_source"), 2);
+    assert_eq!(w.edge_drop(0, "spoofed_source"), 2);
     let _ = mb;
 }
 
@@ -101,5 +91,5 @@ fn junk_from_strangers_does_not_rebuild_forwarding() {
     }
     let after = core.forwarding(now);
     assert!(Arc::ptr_eq(&before, &after), "the snapshot was rebuilt");
-    assert!(drops(&w, 0, "not_from_supernode") >= 3);
+    assert!(w.edge_drop(0, "not_from_supernode") >= 3);
 }

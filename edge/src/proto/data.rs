@@ -40,8 +40,6 @@ impl Edge {
         for (id, p) in &self.peers {
             f.owners.insert(p.info.mac, *id);
             f.by_mac.insert(p.info.mac, *id);
-        }
-        for (id, p) in &self.peers {
             let (dst, relayed) = match (p.path, sn) {
                 (Path::Direct { addr, .. }, _) => (addr, false),
                 (Path::Relayed, Some(sn)) => (sn, true),

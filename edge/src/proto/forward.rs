@@ -90,9 +90,11 @@ pub struct PeerFwd {
 
 /// A decrypted data packet.
 #[derive(Debug)]
-pub struct Opened<'a> {
+pub struct Opened<'a, 'f> {
     /// The sending peer.
     pub peer: EdgeId,
+    /// Its counters (found with its key, so the receive path need not look it up again).
+    pub counters: &'f PeerCounters,
     /// Header flags.
     pub flags: u8,
     /// The plaintext (frame or peer message).
@@ -209,11 +211,11 @@ impl Forwarding {
 
     /// Authenticates and decrypts a data packet in place (replay-checked before, recorded
     /// after authentication). Only [`Self::receive`] calls it.
-    pub(super) fn decapsulate<'a>(
-        &self,
+    pub(super) fn decapsulate<'a, 'f>(
+        &'f self,
         packet: &'a mut [u8],
         scratch: &'a mut Vec<u8>,
-    ) -> Result<Opened<'a>, DropReason> {
+    ) -> Result<Opened<'a, 'f>, DropReason> {
         let pkt = DataPacket::new_checked(&*packet).map_err(|e| e.drop_reason())?;
         let hdr = DataHeader::parse(&pkt);
         if Some(hdr.dst) != self.my_id {
@@ -241,6 +243,7 @@ impl Forwarding {
         }
         Ok(Opened {
             peer: hdr.src,
+            counters: &peer.counters,
             flags: hdr.flags,
             plain,
         })

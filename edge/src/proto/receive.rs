@@ -134,12 +134,11 @@ impl Forwarding {
         if owner.is_some_and(|o| o != peer) {
             return RxAction::Drop(DropReason::SpoofedSource);
         }
-        if let Some(p) = self.peers.get(&peer) {
-            p.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
-            p.counters
-                .rx_bytes
-                .fetch_add(frame.len() as u64, Ordering::Relaxed);
-        }
+        opened.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
+        opened
+            .counters
+            .rx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         self.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
         // Tell the core about the path (roaming, liveness) at most once a second per peer, at
         // once when the source address changed.

@@ -98,31 +98,37 @@ impl Supernode {
         id: EdgeId,
         edge_key: [u8; 32],
     ) -> Result<(), DropReason> {
-        let heartbeat_secs = self.config.heartbeat.as_secs().clamp(1, 3600) as u16;
-        let prefix = |rec: &EdgeRecord| self.communities.get(&rec.community).map(|c| c.prefix);
-        let Some(rec) = self.edges.get(&id) else {
-            return Err(DropReason::Replay);
-        };
-        let Some(prefix) = prefix(rec).filter(|_| rec.edge_key == edge_key && rec.endpoint == from)
-        else {
-            return Err(DropReason::Replay);
-        };
-        let Some(rec) = self.edges.get_mut(&id) else {
-            return Err(DropReason::Replay);
-        };
-        let ack = rec.session.seal(
-            id,
-            &SealedMessage::RegisterAck {
-                edge_id: id,
-                ip: rec.ip,
-                prefix,
-                observed: from,
-                heartbeat_secs,
-            },
-        );
-        self.send(from, ack);
+        let ack = self
+            .edges
+            .get(&id)
+            .filter(|r| r.edge_key == edge_key && r.endpoint == from)
+            .and_then(|r| {
+                let prefix = self.communities.get(&r.community)?.prefix;
+                Some(self.register_ack(id, r.ip, prefix, from))
+            })
+            .ok_or(DropReason::Replay)?;
+        let rec = self.edges.get_mut(&id).ok_or(DropReason::Replay)?;
+        let datagram = rec.session.seal(id, &ack);
+        self.send(from, datagram);
         self.send_peer_list(id);
         Ok(())
+    }
+
+    /// The ack of a registration of `edge_id` at `ip`/`prefix`, seen from `observed`.
+    fn register_ack(
+        &self,
+        edge_id: EdgeId,
+        ip: std::net::Ipv4Addr,
+        prefix: u8,
+        observed: SocketAddr,
+    ) -> SealedMessage {
+        SealedMessage::RegisterAck {
+            edge_id,
+            ip,
+            prefix,
+            observed,
+            heartbeat_secs: self.config.heartbeat.as_secs().clamp(1, 3600) as u16,
+        }
     }
 
     /// Admits a newly authenticated REGISTER: community, lease, id, session, ack, peer list.
@@ -226,13 +232,7 @@ impl Supernode {
         let limits = &self.config.limits;
         let ack = session.seal(
             edge_id,
-            &SealedMessage::RegisterAck {
-                edge_id,
-                ip,
-                prefix: subnet_prefix,
-                observed: from,
-                heartbeat_secs: self.config.heartbeat.as_secs().clamp(1, 3600) as u16,
-            },
+            &self.register_ack(edge_id, ip, subnet_prefix, from),
         );
         let record = EdgeRecord {
             id: edge_id,
