@@ -47,6 +47,8 @@ pub struct SimEdge {
     pub started: Instant,
     /// When it first had a direct path to any peer.
     pub first_direct: Option<Instant>,
+    /// Suspended (a laptop lid closed): it gets no time and no datagrams.
+    pub frozen: bool,
 }
 
 /// A supernode, a network, and edges.
@@ -96,6 +98,8 @@ pub struct EdgeOptions {
     pub requested_ip: Option<Ipv4Addr>,
     /// Compress.
     pub compress: bool,
+    /// How often the edge rotates its static key.
+    pub key_rotation: Option<Duration>,
 }
 
 impl EdgeOptions {
@@ -110,6 +114,7 @@ impl EdgeOptions {
             machine,
             requested_ip: None,
             compress: false,
+            key_rotation: None,
         }
     }
 }
@@ -201,6 +206,9 @@ impl World {
         cfg.desc = format!("edge{idx}");
         cfg.requested_ip = opts.requested_ip;
         cfg.compress = opts.compress;
+        if opts.key_rotation.is_some() {
+            cfg.key_rotation = opts.key_rotation;
+        }
         if opts.advertise_lan {
             cfg.candidates = vec![Candidate {
                 kind: CandidateKind::Lan,
@@ -216,6 +224,7 @@ impl World {
             events: Vec::new(),
             started: self.now,
             first_direct: None,
+            frozen: false,
         });
         self.drain();
         idx
@@ -226,6 +235,11 @@ impl World {
         let cfg = self.edges[idx].core.config().clone();
         self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
         self.drain();
+    }
+
+    /// Suspends edge `idx` (no time passes for it, datagrams to it are lost) or resumes it.
+    pub fn freeze(&mut self, idx: usize, frozen: bool) {
+        self.edges[idx].frozen = frozen;
     }
 
     /// Hands a frame to edge `idx` as if read from its TAP.
@@ -290,7 +304,7 @@ impl World {
                 }
             };
             consider(self.sn.as_ref().and_then(|s| s.poll_timeout()));
-            for e in &self.edges {
+            for e in self.edges.iter().filter(|e| !e.frozen) {
                 consider(e.core.poll_timeout());
             }
             let Some(next) = next.filter(|n| *n <= deadline) else {
@@ -321,7 +335,7 @@ impl World {
                 if let Some(sn) = self.sn.as_mut() {
                     sn.handle_datagram(now, d.from, &d.payload);
                 }
-            } else if let Some(e) = self.edges.iter_mut().find(|e| e.addr == d.to) {
+            } else if let Some(e) = self.edges.iter_mut().find(|e| e.addr == d.to && !e.frozen) {
                 e.core.handle_datagram(now, d.from, &d.payload);
             }
             self.drain();
@@ -331,7 +345,7 @@ impl World {
         {
             sn.handle_timeout(now);
         }
-        for e in &mut self.edges {
+        for e in self.edges.iter_mut().filter(|e| !e.frozen) {
             if e.core.poll_timeout().is_some_and(|t| t <= now) {
                 e.core.handle_timeout(now);
             }

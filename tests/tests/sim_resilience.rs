@@ -109,9 +109,15 @@ fn supernode_restart_keeps_direct_paths_and_reregisters_edges_with_the_same_ips(
     assert_eq!(ids, after, "same ids and IPs after the restart");
     assert_eq!(w.sn.as_ref().unwrap().edges().len(), 3);
     assert!(direct(&w, a, b));
-    let lost_path = w.edges[a].events[events_before..]
-        .iter()
-        .any(|e| matches!(e, Event::PathChanged { .. } | Event::PeerRemoved { .. }));
+    let lost_path = w.edges[a].events[events_before..].iter().any(|e| {
+        matches!(
+            e,
+            Event::PathChanged {
+                path: Path::Relayed,
+                ..
+            } | Event::PeerRemoved { .. }
+        )
+    });
     assert!(
         !lost_path,
         "the direct path never dropped: {:?}",

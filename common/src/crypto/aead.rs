@@ -13,6 +13,8 @@ use super::super::wire::TAG_LEN;
 #[derive(Clone)]
 pub struct SessionKey {
     cipher: Aes256Gcm,
+    #[cfg(feature = "nonce-audit")]
+    audit_id: [u8; 8],
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -38,6 +40,8 @@ impl SessionKey {
     pub fn new(key: &[u8; 32]) -> Self {
         Self {
             cipher: Aes256Gcm::new(key.into()),
+            #[cfg(feature = "nonce-audit")]
+            audit_id: audit::key_id(key),
         }
     }
 
@@ -59,6 +63,8 @@ impl SessionKey {
         body: &mut [u8],
         tag_out: &mut [u8],
     ) {
+        #[cfg(feature = "nonce-audit")]
+        audit::record(self.audit_id, prefix, counter);
         // Encryption only fails for inputs beyond GCM's 64 GiB limit, which a datagram never is.
         if let Ok(tag) =
             self.cipher
@@ -83,6 +89,67 @@ impl SessionKey {
             .decrypt_inout_detached(&nonce(prefix, counter), aad, body.into(), &tag)
             .map_err(|_| AuthError)?;
         Ok(body)
+    }
+}
+
+/// Test support: records every (key, nonce) sealed with while switched on, so a test can
+/// assert that none repeats. Compiled only with the `nonce-audit` feature; off by default.
+#[cfg(feature = "nonce-audit")]
+pub mod audit {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static ON: AtomicBool = AtomicBool::new(false);
+    static LOG: Mutex<Option<Log>> = Mutex::new(None);
+
+    /// What was recorded.
+    #[derive(Debug, Default, Clone)]
+    pub struct Log {
+        seen: HashSet<([u8; 8], u32, u64)>,
+        /// Seals recorded.
+        pub seals: u64,
+        /// (key id, nonce prefix, counter) sealed with more than once.
+        pub repeats: Vec<([u8; 8], u32, u64)>,
+    }
+
+    pub(super) fn key_id(key: &[u8; 32]) -> [u8; 8] {
+        let h = Sha256::digest([&b"n2n-rs nonce audit"[..], key].concat());
+        let mut id = [0u8; 8];
+        id.iter_mut().zip(h.iter()).for_each(|(d, s)| *d = *s);
+        id
+    }
+
+    pub(super) fn record(id: [u8; 8], prefix: u32, counter: u64) {
+        if !ON.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut g) = LOG.lock()
+            && let Some(log) = g.as_mut()
+        {
+            log.seals += 1;
+            if !log.seen.insert((id, prefix, counter)) {
+                log.repeats.push((id, prefix, counter));
+            }
+        }
+    }
+
+    /// Starts recording (forgetting anything recorded before).
+    pub fn start() {
+        if let Ok(mut g) = LOG.lock() {
+            *g = Some(Log::default());
+        }
+        ON.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops recording and returns the log.
+    pub fn stop() -> Log {
+        ON.store(false, Ordering::SeqCst);
+        LOG.lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_default()
     }
 }
 

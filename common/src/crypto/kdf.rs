@@ -115,7 +115,7 @@ impl CommunityKeys {
     }
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         return [0; 32]; // HMAC accepts keys of any length
     };

@@ -3,6 +3,7 @@
 
 pub mod aead;
 pub mod compress;
+pub mod handshake;
 pub mod identity;
 pub mod kdf;
 pub mod pipeline;

@@ -7,6 +7,9 @@
 //! +--------+--------+-----------------+-----------------+-------------------------------+
 //! | ciphertext of the (optionally zstd-compressed) frame or peer message | tag (16)     |
 //! ```
+//!
+//! With the `HANDSHAKE` flag the counter is 0 and the payload is a pair handshake message
+//! ([`super::handshake`]) instead.
 
 use super::{Form, WireError};
 use crate::types::EdgeId;
@@ -38,12 +41,14 @@ pub mod flags {
     pub const COMPRESSED: u8 = 0x01;
     /// The plaintext is a peer control message (probe), not an Ethernet frame.
     pub const PEER_CONTROL: u8 = 0x02;
-    /// Parity of the sender's key epoch.
-    pub const SENDER_PHASE: u8 = 0x04;
-    /// Parity of the receiver's key epoch, as the sender knows it.
-    pub const RECEIVER_PHASE: u8 = 0x08;
+    /// Two bits: the pair session (its number modulo 4) that sealed the packet.
+    pub const SLOT: u8 = 0x0c;
+    /// How far [`SLOT`] is shifted.
+    pub const SLOT_SHIFT: u8 = 2;
+    /// The payload is a pair handshake message ([`super::super::handshake`]), not sealed data.
+    pub const HANDSHAKE: u8 = 0x10;
     /// Every defined bit; packets with other bits set are rejected.
-    pub const ALL: u8 = COMPRESSED | PEER_CONTROL | SENDER_PHASE | RECEIVER_PHASE;
+    pub const ALL: u8 = COMPRESSED | PEER_CONTROL | SLOT | HANDSHAKE;
 }
 
 /// A zero-copy view of a data packet.

@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod data;
+pub mod handshake;
 pub mod messages;
 pub mod peer;
 pub mod plain;

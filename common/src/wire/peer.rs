@@ -4,6 +4,7 @@
 //! ```text
 //! Probe:    0x01 probe_id(8) sent_to(sockaddr)
 //! ProbeAck: 0x02 probe_id(8) seen_from(sockaddr)
+//! Keepalive: 0x03 (confirms a new pair session to its responder)
 //! ```
 
 use super::WireError;
@@ -27,6 +28,8 @@ pub enum PeerMessage {
         /// Where the probe came from, as the responder saw it.
         seen_from: SocketAddr,
     },
+    /// Nothing but proof that the sender holds the session that sealed it.
+    Keepalive,
 }
 
 impl PeerMessage {
@@ -42,6 +45,7 @@ impl PeerMessage {
                 probe_id: r.u64()?,
                 seen_from: r.sockaddr()?,
             },
+            3 => Self::Keepalive,
             v => return Err(WireError::UnknownType(v)),
         };
         r.finish()?;
@@ -65,6 +69,7 @@ impl PeerMessage {
                 w.u64(*probe_id);
                 w.sockaddr(*seen_from);
             }
+            Self::Keepalive => w.u8(3),
         }
     }
 }

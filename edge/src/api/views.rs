@@ -88,6 +88,8 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
         "tap_superframes_written": st.tap_superframes_written,
         "macs_refused": st.macs_refused,
         "registrations": st.registrations,
+        "handshakes_sent": st.handshakes_sent,
+        "handshakes_completed": st.handshakes_completed,
         "drops": drops,
     })
 }
@@ -125,6 +127,10 @@ pub fn peers_json(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
                 "rx_frames": c.rx_frames.load(Relaxed),
                 "rx_bytes": c.rx_bytes.load(Relaxed),
                 "key_epoch": p.info.key.epoch,
+                "session": p.send_key(now).map(|k| k.session),
+                "session_age_secs": p
+                    .send_key(now)
+                    .map(|k| now.saturating_duration_since(k.created).as_secs()),
             })
         })
         .collect();
@@ -257,6 +263,18 @@ fn metrics(edge: &Edge) -> String {
         "counter",
         "Registrations.",
         st.registrations,
+    );
+    metric(
+        "n2n_edge_handshakes_sent_total",
+        "counter",
+        "Pair handshakes started, retries included.",
+        st.handshakes_sent,
+    );
+    metric(
+        "n2n_edge_handshakes_completed_total",
+        "counter",
+        "Pair handshakes this edge started that finished.",
+        st.handshakes_completed,
     );
     let _ = writeln!(
         out,

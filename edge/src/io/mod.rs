@@ -202,6 +202,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 match msg {
                     ToControl::Supernode(from, bytes) => core.handle_control(now, from, &bytes),
                     ToControl::PeerControl { peer, from, msg } => core.handle_peer_control(now, peer, from, msg),
+                    ToControl::Handshake { peer, from, packet } => core.handle_handshake(now, peer, from, &packet),
                     ToControl::UnknownPeer => core.handle_unknown_peer(now),
                     ToControl::Note(n) => core.handle_note(now, n),
                 }

@@ -39,6 +39,15 @@ pub enum ToControl {
         /// The message.
         msg: PeerMessage,
     },
+    /// A pair handshake message whose `mac1` checked, as it arrived.
+    Handshake {
+        /// The sender's edge id (claimed).
+        peer: EdgeId,
+        /// The datagram's source.
+        from: SocketAddr,
+        /// The datagram.
+        packet: Vec<u8>,
+    },
     /// Data from an edge id without a key: ask the supernode for the peer list.
     UnknownPeer,
     /// What the receive path learned from an authenticated frame.
@@ -197,6 +206,11 @@ fn open_datagram(
         }
         RxAction::PeerControl { peer, msg } => ToControl::PeerControl { peer, from, msg },
         RxAction::Supernode => ToControl::Supernode(from, pkt.to_vec()),
+        RxAction::Handshake { peer } => ToControl::Handshake {
+            peer,
+            from,
+            packet: pkt.to_vec(),
+        },
         RxAction::UnknownPeer => {
             fwd.counters.count_drop(DropReason::UnknownSession);
             ToControl::UnknownPeer

@@ -32,6 +32,11 @@ impl Edge {
         f.supernode = sn;
         f.supernodes = self.config.supernodes.clone();
         f.compress = self.config.compress;
+        let psk = &self.config.keys.data;
+        f.mac1_keys = std::iter::once(&self.key)
+            .chain(self.prev_key.as_ref())
+            .map(|k| n2n_common::crypto::handshake::mac1_key(psk, &k.public))
+            .collect();
         for (mac, (id, _)) in &self.macs {
             f.by_mac.insert(*mac, *id);
         }
@@ -52,6 +57,7 @@ impl Edge {
                     dst,
                     relayed,
                     send: p.send_key(now).cloned(),
+                    next: p.next_key(now).cloned(),
                     keys: p.keys.clone(),
                     counters: p.counters.clone(),
                 },
@@ -124,6 +130,10 @@ impl Edge {
             }
             RxAction::Supernode => {
                 self.handle_control(now, from, bytes);
+                Ok(())
+            }
+            RxAction::Handshake { peer } => {
+                self.handle_handshake(now, peer, from, bytes);
                 Ok(())
             }
             RxAction::UnknownPeer => {
@@ -214,7 +224,7 @@ impl Edge {
     }
 
     /// Asks the supernode for the full peer list (we got data from an id we do not know).
-    fn request_sync(&mut self, now: Instant) {
+    pub(super) fn request_sync(&mut self, now: Instant) {
         if self
             .last_sync_request
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(5))

@@ -80,9 +80,11 @@ pub struct PeerFwd {
     pub dst: SocketAddr,
     /// True when `dst` is the supernode.
     pub relayed: bool,
-    /// The key to send with.
+    /// The session to send with.
     pub send: Option<Arc<PairKey>>,
-    /// Keys that may open its packets, oldest first.
+    /// A newer session, used instead as soon as the peer confirms it.
+    pub next: Option<Arc<PairKey>>,
+    /// Sessions that may open its packets, oldest first.
     pub keys: Vec<Arc<PairKey>>,
     /// Its counters.
     pub counters: Arc<PeerCounters>,
@@ -119,6 +121,9 @@ pub struct Forwarding {
     pub by_mac: HashMap<Mac, EdgeId>,
     /// Peers by id (ordered: floods go out in id order).
     pub peers: BTreeMap<EdgeId, PeerFwd>,
+    /// Keys of the `mac1` a handshake addressed to us carries (our current static key and
+    /// the one before it).
+    pub mac1_keys: Vec<[u8; 32]>,
     /// Data-plane counters.
     pub counters: Arc<DataCounters>,
 }
@@ -134,6 +139,7 @@ impl Forwarding {
             compress: false,
             by_mac: HashMap::new(),
             peers: BTreeMap::new(),
+            mac1_keys: Vec::new(),
             counters,
         }
     }
@@ -150,17 +156,20 @@ impl Forwarding {
         scratch: &mut Vec<u8>,
     ) -> Option<SocketAddr> {
         let me = self.my_id?;
-        let key = peer.send.as_ref()?;
+        let key = match &peer.next {
+            Some(next) if next.is_confirmed() => next,
+            _ => peer.send.as_ref()?,
+        };
         let header = DataHeader {
-            flags: extra_flags | key.phase_flags(),
+            flags: extra_flags | key.slot_flags(),
             dst: peer.id,
             src: me,
-            counter: key.next_counter(),
+            counter: key.next_counter()?,
         };
         let pipeline = Pipeline {
             compress: self.compress && extra_flags & flags::PEER_CONTROL == 0,
         };
-        pipeline.seal(&key.key, header, payload, out, scratch);
+        pipeline.seal(key.send_key(), header, payload, out, scratch);
         Some(to.unwrap_or(peer.dst))
     }
 
@@ -222,25 +231,24 @@ impl Forwarding {
             return Err(DropReason::Misdirected);
         }
         let peer = self.peers.get(&hdr.src).ok_or(DropReason::UnknownSession)?;
-        use n2n_common::wire::data::flags as f;
-        let sender = u32::from(hdr.flags & f::SENDER_PHASE != 0);
-        let receiver = u32::from(hdr.flags & f::RECEIVER_PHASE != 0);
+        let slot = hdr.flags & flags::SLOT;
         let key = peer
             .keys
             .iter()
             .rev()
-            .find(|k| k.peer_epoch & 1 == sender && k.my_epoch & 1 == receiver)
+            .find(|k| k.slot_flags() == slot)
             .ok_or(DropReason::Auth)?;
         if !key.replay_check(hdr.counter) {
             return Err(DropReason::Replay);
         }
-        let plain = Pipeline::open(&key.key, &hdr, packet, scratch).map_err(|e| match e {
+        let plain = Pipeline::open(key.recv_key(), &hdr, packet, scratch).map_err(|e| match e {
             OpenError::Auth => DropReason::Auth,
             OpenError::Decompress => DropReason::Malformed,
         })?;
         if !key.replay_accept(hdr.counter) {
             return Err(DropReason::Replay);
         }
+        key.confirm();
         Ok(Opened {
             peer: hdr.src,
             counters: &peer.counters,

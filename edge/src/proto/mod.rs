@@ -5,6 +5,7 @@
 mod config;
 mod data;
 pub mod forward;
+mod handshake;
 mod paths;
 mod peer;
 pub mod receive;
@@ -28,7 +29,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-/// How long a superseded pair key still opens packets (reordered or in flight).
+/// How long a superseded pair session still opens packets (reordered or in flight).
 const KEY_GRACE: Duration = Duration::from_secs(30);
 
 /// Things the shell acts on or reports.
@@ -110,6 +111,10 @@ pub struct EdgeStats {
     pub macs_refused: u64,
     /// Registrations completed.
     pub registrations: u64,
+    /// Pair handshakes started (each retry counts).
+    pub handshakes_sent: u64,
+    /// Pair handshakes we started that finished.
+    pub handshakes_completed: u64,
     /// Drops by reason.
     pub drops: DropCounters,
 }
@@ -168,6 +173,10 @@ pub struct Edge {
     my_ip: Option<(Ipv4Addr, u8)>,
     observed: Option<SocketAddr>,
     key: KeyPair,
+    /// The static key before the last rotation: peers may not have learned the new one yet.
+    prev_key: Option<KeyPair>,
+    /// When the core started (the handshake clock counts from here).
+    started: Instant,
     peers: BTreeMap<EdgeId, Peer>,
     departed: BTreeMap<EdgeId, Departed>,
     sync_seen: Option<Vec<EdgeId>>,
@@ -220,6 +229,8 @@ impl Edge {
             my_ip: None,
             observed: None,
             key,
+            prev_key: None,
+            started: now,
             peers: BTreeMap::new(),
             departed: BTreeMap::new(),
             sync_seen: None,
@@ -408,6 +419,7 @@ impl Edge {
                 Timer::Heartbeat => self.on_heartbeat_timer(now),
                 Timer::Maintenance => {
                     self.maintain_paths(now);
+                    self.maintain_sessions(now);
                     self.age_state(now);
                     let any_punching = self.peers.values().any(|p| p.punching(now));
                     let next = if any_punching {
@@ -447,44 +459,14 @@ impl Edge {
     }
 
     fn rotate_key(&mut self, now: Instant) {
-        // The old secret is dropped here; pair keys derived from it live on only for the
-        // grace period of age_state (in-flight packets), then forward secrecy holds.
-        self.key = Self::new_keypair(&mut self.rng, self.key.epoch.wrapping_add(1));
-        // Peers learn the new key through the supernode; give them a moment before using it.
-        let usable_at = now + Duration::from_secs(2);
-        let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
-        for id in ids {
-            self.derive_pair_key(id, usable_at);
-        }
+        // Sessions do not depend on the static key (each handshake has fresh ephemerals);
+        // the previous one still answers initiations from peers that have not seen the new.
+        let next = Self::new_keypair(&mut self.rng, self.key.epoch.wrapping_add(1));
+        self.prev_key = Some(std::mem::replace(&mut self.key, next));
+        self.fwd_dirty = true;
         self.send_heartbeat(now);
         if let Some(every) = self.config.key_rotation {
             self.timers.set(Timer::KeyRotation, now + every);
-        }
-    }
-
-    /// Derives the pair key for our current key and the peer's announced key.
-    fn derive_pair_key(&mut self, id: EdgeId, usable_at: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let (my_epoch, peer_epoch) = (self.key.epoch, peer.info.key.epoch);
-        if peer
-            .keys
-            .last()
-            .is_some_and(|k| k.my_epoch == my_epoch && k.peer_epoch == peer_epoch)
-        {
-            return;
-        }
-        let secret = kdf::pair_key(
-            &self.config.keys.data,
-            &self.key.secret,
-            &peer.info.key.public,
-        );
-        peer.keys.push(std::sync::Arc::new(PairKey::new(
-            my_epoch, peer_epoch, &secret, usable_at,
-        )));
-        if peer.keys.len() > MAX_KEYS {
-            peer.keys.remove(0);
         }
     }
 
@@ -493,13 +475,19 @@ impl Edge {
         self.macs
             .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ageing);
         for peer in self.peers.values_mut() {
-            let superseded = peer
-                .keys
-                .iter()
-                .rposition(|k| k.usable_at + KEY_GRACE <= now)
-                .unwrap_or(0);
-            if superseded > 0 {
-                peer.keys.drain(..superseded);
+            // A session superseded by a newer confirmed one opens stragglers for a while,
+            // then goes (forward secrecy).
+            let Some(current) = peer.keys.iter().rposition(|k| k.is_confirmed()) else {
+                continue;
+            };
+            let since = peer.keys.get(current).map(|k| k.created);
+            let before = peer.keys.len();
+            let mut i = 0;
+            peer.keys.retain(|_| {
+                i += 1;
+                i > current || since.is_none_or(|t| t + KEY_GRACE > now)
+            });
+            if peer.keys.len() != before {
                 self.fwd_dirty = true;
             }
         }

@@ -39,6 +39,17 @@ impl Edge {
             Some(p) => {
                 p.unlisted = false;
                 let key_changed = p.info.key != info.key;
+                if p.info.key.public != info.key.public {
+                    // A new static key: its initiation clock is new, and a handshake in
+                    // flight to the old key can never finish. Not the next epoch: the peer
+                    // restarted and lost every session we share.
+                    p.last_timestamp = None;
+                    p.handshake = None;
+                    p.next_handshake = now;
+                    if info.key.epoch != p.info.key.epoch.wrapping_add(1) {
+                        p.keys.clear();
+                    }
+                }
                 let addr_changed =
                     p.info.observed != info.observed || p.info.candidates != info.candidates;
                 p.info = info;
@@ -53,8 +64,18 @@ impl Edge {
                 (true, true, true)
             }
         };
-        if key_changed {
-            self.derive_pair_key(id, now);
+        let first = self.my_id.is_some_and(|me| me < id);
+        if let Some(p) = self.peers.get_mut(&id)
+            && key_changed
+            && p.keys.is_empty()
+            && p.handshake.is_none()
+        {
+            // The lower id starts; the other waits a moment for it (one handshake, not two).
+            if first {
+                self.initiate_handshake(now, id);
+            } else {
+                p.next_handshake = now + super::handshake::RETRY_FIRST;
+            }
         }
         if is_new {
             self.events.push_back(Event::PeerAdded { id });
@@ -242,6 +263,9 @@ impl Edge {
         msg: PeerMessage,
     ) {
         self.fwd_dirty = true;
+        if msg == PeerMessage::Keepalive {
+            return; // its work (confirming the session) is done
+        }
         if Some(from) == self.supernode() {
             // Probes are never relayed; one that claims to be is meaningless.
             self.stats.drops.count(DropReason::Unexpected);
@@ -306,6 +330,7 @@ impl Edge {
                     }
                 }
             }
+            PeerMessage::Keepalive => {}
         }
     }
 }

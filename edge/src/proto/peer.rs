@@ -1,46 +1,89 @@
 //! What the edge knows about each peer: its keys, its candidates and the path in use.
 
 use n2n_common::crypto::aead::SessionKey;
+use n2n_common::crypto::handshake::{Initiator, SessionKeys};
 use n2n_common::crypto::replay::ReplayWindow;
 use n2n_common::types::{CandidateKind, EdgeId};
 use n2n_common::wire::messages::PeerInfo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// One pairwise data key, shareable with packet workers (atomic counter, locked window).
+/// One pair session: the two keys of one handshake, shareable with packet workers (atomic
+/// counter, locked replay window). Never built twice from the same secrets.
 #[derive(Debug)]
 pub struct PairKey {
-    /// Our key epoch it was derived with.
-    pub my_epoch: u32,
-    /// The peer's key epoch it was derived with.
-    pub peer_epoch: u32,
-    /// The AEAD key.
-    pub key: SessionKey,
-    /// Not used for sending before this (the peer may not know our new key yet).
-    pub usable_at: Instant,
+    /// Its number, agreed in the handshake; data headers carry it modulo 4 (the slot).
+    pub session: u32,
+    /// When the handshake finished.
+    pub created: Instant,
+    /// We started the handshake.
+    pub initiator: bool,
+    send: SessionKey,
+    recv: SessionKey,
+    confirmed: AtomicBool,
     send_counter: AtomicU64,
     replay: Mutex<ReplayWindow>,
 }
 
+/// Start a new handshake once a session is this old (WireGuard's REKEY_AFTER_TIME).
+pub const REKEY_AFTER: Duration = Duration::from_secs(120);
+/// Never use a session older than this (WireGuard's REJECT_AFTER_TIME).
+pub const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// Start a new handshake once this many packets were sealed with a session.
+pub const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
+/// Never seal more than this many packets with a session (room for the replay window).
+pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
+
 impl PairKey {
-    /// A fresh key.
-    pub fn new(my_epoch: u32, peer_epoch: u32, secret: &[u8; 32], usable_at: Instant) -> Self {
+    /// A session from a finished handshake. The initiator's is confirmed at once (it read
+    /// the reply); the responder's when the first packet sealed with it arrives.
+    pub fn new(session: u32, keys: &SessionKeys, initiator: bool, created: Instant) -> Self {
         Self {
-            my_epoch,
-            peer_epoch,
-            key: SessionKey::new(secret),
-            usable_at,
+            session,
+            created,
+            initiator,
+            send: SessionKey::new(&keys.send),
+            recv: SessionKey::new(&keys.recv),
+            confirmed: AtomicBool::new(initiator),
             send_counter: AtomicU64::new(0),
             replay: Mutex::new(ReplayWindow::default()),
         }
     }
 
-    /// Takes the next send counter.
-    pub fn next_counter(&self) -> u64 {
-        self.send_counter.fetch_add(1, Ordering::Relaxed)
+    /// The key we seal with.
+    pub fn send_key(&self) -> &SessionKey {
+        &self.send
+    }
+
+    /// The key the peer seals with.
+    pub fn recv_key(&self) -> &SessionKey {
+        &self.recv
+    }
+
+    /// Takes the next send counter; None once the session has sealed its limit.
+    pub fn next_counter(&self) -> Option<u64> {
+        let c = self.send_counter.fetch_add(1, Ordering::Relaxed);
+        (c < REJECT_AFTER_MESSAGES).then_some(c)
+    }
+
+    /// Packets sealed so far.
+    pub fn sent(&self) -> u64 {
+        self.send_counter.load(Ordering::Relaxed)
+    }
+
+    /// True once both sides are known to hold the session.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::Relaxed)
+    }
+
+    /// The peer sealed a packet with it: it holds the session too.
+    pub fn confirm(&self) {
+        if !self.confirmed.load(Ordering::Relaxed) {
+            self.confirmed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// True if `counter` is not a replay (does not record it).
@@ -59,18 +102,35 @@ impl PairKey {
             .unwrap_or(false)
     }
 
-    /// The phase bits a sender using this key puts in the data header.
-    pub fn phase_flags(&self) -> u8 {
-        use n2n_common::wire::data::flags;
-        (if self.my_epoch & 1 == 1 {
-            flags::SENDER_PHASE
-        } else {
-            0
-        }) | (if self.peer_epoch & 1 == 1 {
-            flags::RECEIVER_PHASE
-        } else {
-            0
-        })
+    /// The slot bits a sender using this session puts in the data header.
+    pub fn slot_flags(&self) -> u8 {
+        slot_flags(self.session)
+    }
+
+    /// True while it may still seal or open packets.
+    pub fn alive(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.created) < REJECT_AFTER
+    }
+}
+
+/// The header slot bits of session number `session`.
+pub fn slot_flags(session: u32) -> u8 {
+    ((session & 3) as u8) << n2n_common::wire::data::flags::SLOT_SHIFT
+}
+
+/// A handshake we started and await the reply to.
+pub struct Pending {
+    /// The session number proposed.
+    pub session: u32,
+    /// The handshake state.
+    pub state: Initiator,
+    /// When the (last) initiation went out.
+    pub sent_at: Instant,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pending {{ session: {} }}", self.session)
     }
 }
 
@@ -93,8 +153,20 @@ pub enum Path {
 pub struct Peer {
     /// What the supernode told us.
     pub info: PeerInfo,
-    /// Pair keys, oldest first (at most [`MAX_KEYS`]).
+    /// Pair sessions, oldest first (at most [`MAX_KEYS`], one per slot).
     pub keys: Vec<std::sync::Arc<PairKey>>,
+    /// The handshake we started, if its reply is still due.
+    pub handshake: Option<Pending>,
+    /// No handshake is started before this (retry spacing).
+    pub next_handshake: Instant,
+    /// Wait before the next retry of an unanswered handshake.
+    pub handshake_retry: Duration,
+    /// The next session number we propose (above every number seen with this peer).
+    pub next_session: u32,
+    /// The greatest initiation timestamp accepted for the peer's current static key.
+    pub last_timestamp: Option<u64>,
+    /// Handshake messages taken from this peer in the current second (at most a few).
+    pub handshake_budget: (Instant, u32),
     /// The path in use.
     pub path: Path,
     /// Addresses to probe, with the best kind each is known as.
@@ -124,8 +196,8 @@ pub struct Peer {
     pub unlisted: bool,
 }
 
-/// The most pair keys kept per peer (covers a rotation on each side at once).
-pub const MAX_KEYS: usize = 4;
+/// The most pair sessions kept per peer: the previous, current and next (slots modulo 4).
+pub const MAX_KEYS: usize = 3;
 
 impl Peer {
     /// A peer we just heard of.
@@ -133,6 +205,12 @@ impl Peer {
         let mut p = Self {
             info,
             keys: Vec::new(),
+            handshake: None,
+            next_handshake: now,
+            handshake_retry: Duration::ZERO,
+            next_session: 0,
+            last_timestamp: None,
+            handshake_budget: (now, 0),
             path: Path::Relayed,
             candidates: BTreeMap::new(),
             probes: BTreeMap::new(),
@@ -187,24 +265,22 @@ impl Peer {
         }
     }
 
-    /// The key to send with at `now`: the newest usable one.
+    /// The session to send with: the newest confirmed live one, else (nothing confirmed yet)
+    /// the newest live one.
     pub fn send_key(&self, now: Instant) -> Option<&std::sync::Arc<PairKey>> {
-        self.keys
-            .iter()
-            .rev()
-            .find(|k| k.usable_at <= now)
-            .or_else(|| self.keys.last())
+        let mut live = self.keys.iter().rev().filter(|k| k.alive(now));
+        live.clone()
+            .find(|k| k.is_confirmed())
+            .or_else(|| live.next())
     }
 
-    /// The newest key matching the phase bits of a received header.
-    pub fn recv_key(&self, flags: u8) -> Option<&std::sync::Arc<PairKey>> {
-        use n2n_common::wire::data::flags as f;
-        let sender = u32::from(flags & f::SENDER_PHASE != 0);
-        let receiver = u32::from(flags & f::RECEIVER_PHASE != 0);
+    /// A newer session than [`Self::send_key`]'s that is not confirmed yet: the data plane
+    /// moves to it as soon as the peer's first packet under it confirms it.
+    pub fn next_key(&self, now: Instant) -> Option<&std::sync::Arc<PairKey>> {
+        let current = self.send_key(now)?;
         self.keys
-            .iter()
-            .rev()
-            .find(|k| k.peer_epoch & 1 == sender && k.my_epoch & 1 == receiver)
+            .last()
+            .filter(|k| k.session != current.session && k.alive(now))
     }
 
     /// True if a direct path is in use.

@@ -8,9 +8,12 @@
 //! (the core then authenticates it). Everything else is dropped with a reason.
 
 use super::forward::{Forwarding, MIN_FRAME};
+use n2n_common::crypto::handshake::{self, MAC1_LEN};
+use n2n_common::crypto::kdf;
 use n2n_common::stats::DropReason;
 use n2n_common::types::{EdgeId, Mac};
-use n2n_common::wire::data::flags;
+use n2n_common::wire::data::{DataPacket, flags};
+use n2n_common::wire::handshake::HandshakeBody;
 use n2n_common::wire::peer::PeerMessage;
 use n2n_common::wire::{self, Form};
 use std::collections::HashMap;
@@ -41,6 +44,12 @@ pub enum RxAction<'a> {
     },
     /// Control in the supernode's forms from a supernode address: the core authenticates it.
     Supernode,
+    /// A pair handshake message addressed to us whose `mac1` checked: the core runs the
+    /// handshake on the datagram as received.
+    Handshake {
+        /// The sender's edge id (not authenticated until the handshake is).
+        peer: EdgeId,
+    },
     /// A well-formed data packet from an edge id we have no key for (nothing was decrypted):
     /// the core asks the supernode for the peer list.
     UnknownPeer,
@@ -94,8 +103,38 @@ impl Forwarding {
                 RxAction::Supernode
             }
             Ok(Form::Plain | Form::Sealed) => RxAction::Drop(DropReason::NotFromSupernode),
+            Ok(Form::Data) if packet.get(1).is_some_and(|f| f & flags::HANDSHAKE != 0) => {
+                self.receive_handshake(packet)
+            }
             Ok(Form::Data) => self.receive_data(st, now, from, packet, note),
         }
+    }
+
+    /// Checks a handshake's header and `mac1` (one HMAC, before any Diffie-Hellman).
+    fn receive_handshake<'a>(&self, packet: &[u8]) -> RxAction<'a> {
+        let pkt = match DataPacket::new_checked(packet) {
+            Ok(p) => p,
+            Err(e) => return RxAction::Drop(e.drop_reason()),
+        };
+        if Some(pkt.dst()) != self.my_id {
+            return RxAction::Drop(DropReason::Misdirected);
+        }
+        if pkt.flags() != flags::HANDSHAKE || pkt.counter() != 0 {
+            return RxAction::Drop(DropReason::Malformed);
+        }
+        let body = match HandshakeBody::parse(pkt.sealed_payload()) {
+            Ok(b) => b,
+            Err(e) => return RxAction::Drop(e.drop_reason()),
+        };
+        let signed = packet.get(..packet.len() - MAC1_LEN).unwrap_or_default();
+        let valid = self
+            .mac1_keys
+            .iter()
+            .any(|k| kdf::ct_eq(&handshake::mac1(k, signed), body.mac1));
+        if !valid {
+            return RxAction::Drop(DropReason::Auth);
+        }
+        RxAction::Handshake { peer: pkt.src() }
     }
 
     fn receive_data<'a>(
@@ -203,6 +242,7 @@ mod tests {
     use super::*;
     use crate::proto::PairKey;
     use crate::proto::forward::PeerFwd;
+    use n2n_common::crypto::handshake::SessionKeys;
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -225,8 +265,11 @@ mod tests {
                 f.owners.insert(mac, 0);
                 continue;
             }
-            let secret = [(me.min(id) * 16 + me.max(id)) as u8; 32];
-            let key = Arc::new(PairKey::new(0, 0, &secret, now));
+            let keys = SessionKeys {
+                send: [(me * 16 + id) as u8; 32],
+                recv: [(id * 16 + me) as u8; 32],
+            };
+            let key = Arc::new(PairKey::new(0, &keys, true, now));
             f.owners.insert(mac, id);
             f.by_mac.insert(mac, id);
             f.peers.insert(
@@ -236,6 +279,7 @@ mod tests {
                     dst: PEER_ADDR.parse().unwrap(),
                     relayed: false,
                     send: Some(key.clone()),
+                    next: None,
                     keys: vec![key],
                     counters: Default::default(),
                 },
@@ -359,6 +403,52 @@ mod tests {
         stranger.peers.get_mut(&1).unwrap().id = 1;
         let pkt = sealed(&stranger, 1, 0, &frame(MAC_1, Mac([2, 7, 7, 7, 7, 7])));
         assert_eq!(run(&me, &mut st, now, STRANGER, &pkt).0, "UnknownPeer");
+    }
+
+    fn handshake_packet(dst: u32, counter: u64, mac1_key: &[u8; 32]) -> Vec<u8> {
+        use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+        let mut header = [0u8; HEADER_LEN];
+        DataHeader {
+            flags: flags::HANDSHAKE,
+            dst,
+            src: 2,
+            counter,
+        }
+        .emit(&mut header);
+        let mut pkt = header.to_vec();
+        pkt.push(1);
+        pkt.extend_from_slice(&[0x55; 60]);
+        let mac1 = handshake::mac1(mac1_key, &pkt);
+        pkt.extend_from_slice(&mac1);
+        pkt
+    }
+
+    #[test]
+    fn a_handshake_reaches_the_core_only_with_our_mac1() {
+        let now = Instant::now();
+        let (mut me, mut st) = (view(1, now), RxState::default());
+        let (ours, other) = ([1u8; 32], [2u8; 32]);
+        me.mac1_keys = vec![ours];
+        let good = handshake_packet(1, 0, &ours);
+        assert_eq!(
+            run(&me, &mut st, now, STRANGER, &good).0,
+            "Handshake { peer: 2 }"
+        );
+        let mut tampered = good.clone();
+        tampered[20] ^= 1;
+        assert_eq!(run(&me, &mut st, now, STRANGER, &tampered).0, "Drop(Auth)");
+        let wrong_key = handshake_packet(1, 0, &other);
+        assert_eq!(run(&me, &mut st, now, STRANGER, &wrong_key).0, "Drop(Auth)");
+        let misdirected = handshake_packet(3, 0, &ours);
+        assert_eq!(
+            run(&me, &mut st, now, STRANGER, &misdirected).0,
+            "Drop(Misdirected)"
+        );
+        let with_counter = handshake_packet(1, 5, &ours);
+        assert_eq!(
+            run(&me, &mut st, now, STRANGER, &with_counter).0,
+            "Drop(Malformed)"
+        );
     }
 
     proptest! {

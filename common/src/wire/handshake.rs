@@ -1,0 +1,130 @@
+//! Pair handshake messages, carried after a data header with the `HANDSHAKE` flag (so the
+//! supernode relays them like data, by destination id).
+//!
+//! ```text
+//! kind (1: initiation, 2: reply) | Noise message | mac1 (16)
+//! ```
+//!
+//! `mac1` covers the data header and everything before it. The Noise payloads:
+//! initiation `session u32 | timestamp u64`, reply `session u32`.
+
+use super::WireError;
+use super::codec::{Reader, Writer};
+use crate::crypto::handshake::MAC1_LEN;
+
+/// Which handshake message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The first message, from the initiator.
+    Initiation,
+    /// The responder's reply.
+    Reply,
+}
+
+/// A handshake message inside a data packet (after the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeBody<'a> {
+    /// Which message.
+    pub kind: Kind,
+    /// The Noise message.
+    pub noise: &'a [u8],
+    /// The `mac1` over the header and everything before it.
+    pub mac1: &'a [u8],
+}
+
+/// The longest Noise message accepted (both of ours are far shorter).
+pub const MAX_NOISE_LEN: usize = 256;
+
+impl<'a> HandshakeBody<'a> {
+    /// Parses the payload of a data packet flagged `HANDSHAKE`.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let (&kind, rest) = body.split_first().ok_or(WireError::Truncated)?;
+        let kind = match kind {
+            1 => Kind::Initiation,
+            2 => Kind::Reply,
+            v => return Err(WireError::UnknownType(v)),
+        };
+        let split = rest
+            .len()
+            .checked_sub(MAC1_LEN)
+            .ok_or(WireError::Truncated)?;
+        let (noise, mac1) = rest.split_at(split);
+        if noise.is_empty() || noise.len() > MAX_NOISE_LEN {
+            return Err(WireError::Invalid("handshake length"));
+        }
+        Ok(Self { kind, noise, mac1 })
+    }
+
+    /// The first byte of a body of `kind`.
+    pub fn kind_byte(kind: Kind) -> u8 {
+        match kind {
+            Kind::Initiation => 1,
+            Kind::Reply => 2,
+        }
+    }
+}
+
+/// The initiation's payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitiationPayload {
+    /// The session number the initiator proposes (its slot is the number modulo 4).
+    pub session: u32,
+    /// Strictly grows for one static key: a replayed initiation is refused.
+    pub timestamp: u64,
+}
+
+impl InitiationPayload {
+    /// Encodes it.
+    pub fn emit(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12);
+        let mut w = Writer::new(&mut out);
+        w.u32(self.session);
+        w.u64(self.timestamp);
+        out
+    }
+
+    /// Decodes it.
+    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(b);
+        let p = Self {
+            session: r.u32()?,
+            timestamp: r.u64()?,
+        };
+        r.finish()?;
+        Ok(p)
+    }
+}
+
+/// The reply's payload: the session number it accepts.
+pub fn parse_reply(b: &[u8]) -> Result<u32, WireError> {
+    let mut r = Reader::new(b);
+    let s = r.u32()?;
+    r.finish()?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kinds_and_splits_mac1() {
+        let mut b = vec![1u8, 7, 7, 7];
+        b.extend_from_slice(&[9u8; MAC1_LEN]);
+        let h = HandshakeBody::parse(&b).unwrap();
+        assert_eq!(h.kind, Kind::Initiation);
+        assert_eq!(h.noise, &[7, 7, 7]);
+        assert_eq!(h.mac1, &[9u8; MAC1_LEN]);
+        b[0] = 3;
+        assert!(HandshakeBody::parse(&b).is_err());
+        assert!(HandshakeBody::parse(&[2u8; MAC1_LEN + 1]).is_err());
+        assert!(HandshakeBody::parse(&[]).is_err());
+        let p = InitiationPayload {
+            session: 5,
+            timestamp: 1 << 40,
+        };
+        assert_eq!(InitiationPayload::parse(&p.emit()).unwrap(), p);
+        assert!(InitiationPayload::parse(&p.emit()[..11]).is_err());
+        assert_eq!(parse_reply(&5u32.to_be_bytes()).unwrap(), 5);
+    }
+}

@@ -1,0 +1,320 @@
+//! Pair sessions: a Noise handshake with each peer ([`n2n_common::crypto::handshake`]) gives
+//! the keys of one session; sessions are rekeyed on time and count, retried while
+//! unanswered, and dropped when too old. No session key is ever derived twice, so a counter
+//! never restarts under a key it has used (a peer that leaves and returns, a restarted
+//! supernode or a replayed announcement only ever lead to a new handshake).
+//!
+//! Both sides may start a handshake; when both do at once, the lower edge id's wins. The
+//! responder sends with a new session only once the initiator's first packet under it
+//! arrives (unless it has no other), as WireGuard does.
+
+use super::peer::{Pending, REKEY_AFTER, REKEY_AFTER_MESSAGES, slot_flags};
+use super::{Edge, MAX_KEYS, PairKey};
+use n2n_common::crypto::handshake::{self, Initiator, Params, Responder, SessionKeys};
+use n2n_common::stats::DropReason;
+use n2n_common::types::EdgeId;
+use n2n_common::wire::data::{DataHeader, DataPacket, HEADER_LEN, flags};
+use n2n_common::wire::handshake::{self as hs_wire, HandshakeBody, InitiationPayload, Kind};
+use n2n_common::wire::peer::PeerMessage;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The first retry of an unanswered handshake; it doubles up to [`RETRY_MAX`].
+pub(super) const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between retries (WireGuard's REKEY_TIMEOUT).
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// The responder of a session rekeys this much later than its initiator would, so the two
+/// rarely start at once.
+const RESPONDER_REKEY_DELAY: Duration = Duration::from_secs(15);
+/// Handshake messages taken from one peer per second; more are dropped (rate_limited).
+const HANDSHAKES_PER_SECOND: u32 = 8;
+
+impl Edge {
+    /// A handshake message from edge `peer` whose `mac1` the receive path checked; `packet`
+    /// is the datagram as received.
+    pub fn handle_handshake(
+        &mut self,
+        now: Instant,
+        peer: EdgeId,
+        from: SocketAddr,
+        packet: &[u8],
+    ) {
+        if let Err(reason) = self.run_handshake(now, peer, from, packet) {
+            self.stats.drops.count(reason);
+        }
+    }
+
+    /// Starts, retries and rekeys handshakes, and drops sessions past their life.
+    pub(super) fn maintain_sessions(&mut self, now: Instant) {
+        let ids: Vec<EdgeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let before = p.keys.len();
+            p.keys.retain(|k| k.alive(now));
+            if p.keys.len() != before {
+                self.fwd_dirty = true;
+            }
+            if now < p.next_handshake {
+                continue;
+            }
+            let due = match (&p.handshake, p.keys.last()) {
+                (Some(_), _) => true, // unanswered: retry
+                (None, None) => true,
+                (None, Some(k)) => {
+                    let age = now.saturating_duration_since(k.created);
+                    let rekey_at = if k.initiator {
+                        REKEY_AFTER
+                    } else {
+                        REKEY_AFTER + RESPONDER_REKEY_DELAY
+                    };
+                    age >= rekey_at || k.sent() >= REKEY_AFTER_MESSAGES
+                }
+            };
+            if due {
+                self.initiate_handshake(now, id);
+            }
+        }
+    }
+
+    /// Sends a (new) initiation to `id` unless we cannot address it yet.
+    pub(super) fn initiate_handshake(&mut self, now: Instant, id: EdgeId) {
+        let Some(me) = self.my_id.filter(|_| self.is_registered()) else {
+            return;
+        };
+        let timestamp = self.handshake_clock(now);
+        let seed = self.rng.bytes::<32>();
+        let my_static = self.key.secret.to_bytes();
+        let psk = self.config.keys.data;
+        let prologue = prologue(&self.config.community, me, id);
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let session = match &p.handshake {
+            Some(pending) => pending.session,
+            None => {
+                let s = p.next_session;
+                p.next_session = s.wrapping_add(1);
+                s
+            }
+        };
+        let params = Params {
+            my_static: &my_static,
+            peer_static: &p.info.key.public,
+            psk: &psk,
+            prologue: &prologue,
+            seed,
+        };
+        let payload = InitiationPayload { session, timestamp }.emit();
+        let Ok((state, noise)) = Initiator::start(&params, &payload) else {
+            return;
+        };
+        p.handshake = Some(Pending {
+            session,
+            state,
+            sent_at: now,
+        });
+        p.handshake_retry = if p.handshake_retry.is_zero() {
+            RETRY_FIRST
+        } else {
+            (p.handshake_retry * 2).min(RETRY_MAX)
+        };
+        p.next_handshake = now + p.handshake_retry;
+        let peer_static = p.info.key.public;
+        self.send_handshake(now, id, Kind::Initiation, &noise, &peer_static);
+        self.stats.handshakes_sent += 1;
+    }
+
+    fn run_handshake(
+        &mut self,
+        now: Instant,
+        id: EdgeId,
+        _from: SocketAddr,
+        packet: &[u8],
+    ) -> Result<(), DropReason> {
+        let me = self.my_id.ok_or(DropReason::Unexpected)?;
+        let Some(p) = self.peers.get_mut(&id) else {
+            self.request_sync(now);
+            return Err(DropReason::UnknownSession);
+        };
+        // A member (who alone can make a valid mac1) still cannot make us do unbounded DH.
+        let (since, n) = &mut p.handshake_budget;
+        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *n) = (now, 0);
+        }
+        *n += 1;
+        if *n > HANDSHAKES_PER_SECOND {
+            return Err(DropReason::RateLimited);
+        }
+        let pkt = DataPacket::new_checked(packet).map_err(|e| e.drop_reason())?;
+        let body = HandshakeBody::parse(pkt.sealed_payload()).map_err(|e| e.drop_reason())?;
+        match body.kind {
+            Kind::Initiation => self.answer_initiation(now, me, id, body.noise),
+            Kind::Reply => self.finish_handshake(now, me, id, body.noise),
+        }
+    }
+
+    fn answer_initiation(
+        &mut self,
+        now: Instant,
+        me: EdgeId,
+        id: EdgeId,
+        noise: &[u8],
+    ) -> Result<(), DropReason> {
+        let prologue = prologue(&self.config.community, id, me);
+        let psk = self.config.keys.data;
+        let mut statics = vec![self.key.secret.to_bytes()];
+        statics.extend(self.prev_key.as_ref().map(|k| k.secret.to_bytes()));
+        let seed = self.rng.bytes::<32>();
+        let p = self.peers.get_mut(&id).ok_or(DropReason::UnknownSession)?;
+        if p.handshake.is_some() && me < id {
+            // Both started at once: ours wins, theirs is answered by our initiation.
+            return Err(DropReason::Unexpected);
+        }
+        // Read with our current static key, or the one before (the peer may not know the
+        // new one yet).
+        let (responder, payload) = statics
+            .iter()
+            .find_map(|s| {
+                let params = Params {
+                    my_static: s,
+                    peer_static: &p.info.key.public,
+                    psk: &psk,
+                    prologue: &prologue,
+                    seed,
+                };
+                Responder::read(&params, noise).ok()
+            })
+            .ok_or(DropReason::Auth)?;
+        let init = InitiationPayload::parse(&payload).map_err(|e| e.drop_reason())?;
+        if p.last_timestamp.is_some_and(|t| init.timestamp <= t) {
+            return Err(DropReason::Replay);
+        }
+        p.last_timestamp = Some(init.timestamp);
+        let reply = init.session.to_be_bytes();
+        let (noise, keys) = responder.reply(&reply).map_err(|_| DropReason::Auth)?;
+        // Their initiation replaces ours (they have the lower id, or ours was not sent).
+        p.handshake = None;
+        p.handshake_retry = Duration::ZERO;
+        p.next_handshake = now + RETRY_MAX;
+        let peer_static = p.info.key.public;
+        self.install_session(now, id, init.session, &keys, false);
+        self.send_handshake(now, id, Kind::Reply, &noise, &peer_static);
+        Ok(())
+    }
+
+    fn finish_handshake(
+        &mut self,
+        now: Instant,
+        _me: EdgeId,
+        id: EdgeId,
+        noise: &[u8],
+    ) -> Result<(), DropReason> {
+        let p = self.peers.get_mut(&id).ok_or(DropReason::UnknownSession)?;
+        let pending = p.handshake.as_mut().ok_or(DropReason::Unexpected)?;
+        let session = pending.session;
+        // A stale or forged reply fails here and leaves the handshake in flight.
+        let (payload, keys) = pending.state.finish(noise).map_err(|_| DropReason::Auth)?;
+        p.handshake = None;
+        if hs_wire::parse_reply(&payload).ok() != Some(session) {
+            return Err(DropReason::Unexpected);
+        }
+        p.handshake_retry = Duration::ZERO;
+        p.next_handshake = now + RETRY_MAX;
+        self.install_session(now, id, session, &keys, true);
+        self.stats.handshakes_completed += 1;
+        // Confirms the session to the responder at once, whatever the path.
+        let to = self.forwarding(now).peers.get(&id).map(|f| f.dst);
+        if let Some(to) = to {
+            self.send_peer_message(now, id, &PeerMessage::Keepalive, to);
+        }
+        let direct = self.peers.get(&id).is_some_and(|p| p.is_direct());
+        if !direct {
+            self.start_punch(now, id);
+        }
+        Ok(())
+    }
+
+    /// Adds a finished session, replacing the one in its slot and the oldest beyond
+    /// [`MAX_KEYS`].
+    fn install_session(
+        &mut self,
+        now: Instant,
+        id: EdgeId,
+        session: u32,
+        keys: &SessionKeys,
+        initiator: bool,
+    ) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        p.keys.retain(|k| k.slot_flags() != slot_flags(session));
+        p.keys
+            .push(Arc::new(PairKey::new(session, keys, initiator, now)));
+        while p.keys.len() > MAX_KEYS {
+            p.keys.remove(0);
+        }
+        p.next_session = p.next_session.max(session.wrapping_add(1));
+        self.fwd_dirty = true;
+    }
+
+    fn send_handshake(
+        &mut self,
+        now: Instant,
+        id: EdgeId,
+        kind: Kind,
+        noise: &[u8],
+        peer_static: &[u8; 32],
+    ) {
+        let Some(me) = self.my_id else {
+            return;
+        };
+        let Some(to) = self.handshake_destination(now, id) else {
+            return;
+        };
+        let mut out = vec![0u8; HEADER_LEN];
+        let mut header = [0u8; HEADER_LEN];
+        DataHeader {
+            flags: flags::HANDSHAKE,
+            dst: id,
+            src: me,
+            counter: 0,
+        }
+        .emit(&mut header);
+        out.copy_from_slice(&header);
+        out.push(HandshakeBody::kind_byte(kind));
+        out.extend_from_slice(noise);
+        let key = handshake::mac1_key(&self.config.keys.data, peer_static);
+        let mac1 = handshake::mac1(&key, &out);
+        out.extend_from_slice(&mac1);
+        self.send(to, out);
+    }
+
+    /// Where a handshake to `id` goes: its direct address, else the supernode.
+    fn handshake_destination(&self, _now: Instant, id: EdgeId) -> Option<SocketAddr> {
+        match self.peers.get(&id)?.path {
+            super::Path::Direct { addr, .. } => Some(addr),
+            super::Path::Relayed => self.supernode(),
+        }
+    }
+
+    /// Strictly grows within this process; peers compare it only for our current static key,
+    /// which a restart replaces.
+    fn handshake_clock(&self, now: Instant) -> u64 {
+        let t = now.saturating_duration_since(self.started).as_nanos();
+        u64::try_from(t).unwrap_or(u64::MAX).saturating_add(1)
+    }
+}
+
+/// Binds the handshake to the community and both ids (so a supernode cannot attach it to
+/// another pair).
+fn prologue(community: &str, initiator: EdgeId, responder: EdgeId) -> Vec<u8> {
+    let mut p = b"n2n-rs/2 pair\0".to_vec();
+    p.extend_from_slice(community.as_bytes());
+    p.push(0);
+    p.extend_from_slice(&initiator.to_be_bytes());
+    p.extend_from_slice(&responder.to_be_bytes());
+    p
+}
