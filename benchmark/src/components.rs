@@ -174,7 +174,50 @@ pub fn sample_frame(len: usize, compressible: bool) -> Vec<u8> {
     f
 }
 
+/// One full pair handshake (both sides: initiation, reply, finish), as two edges run it.
+fn handshake(report: &mut Report, budget: Duration) {
+    use n2n_common::crypto::handshake::{Initiator, Params, Responder, public_key};
+    let (a, b, psk) = ([1u8; 32], [2u8; 32], [9u8; 32]);
+    let (pa, pb) = (public_key(&a), public_key(&b));
+    let mut seed = 0u8;
+    let ns = ns_per_op(budget, || {
+        seed = seed.wrapping_add(1);
+        let p = |me, peer, seed| Params {
+            my_static: me,
+            peer_static: peer,
+            psk: &psk,
+            prologue: b"bench",
+            seed: [seed; 32],
+        };
+        let ok = Initiator::start(&p(&a, &pb, seed), &[0; 12])
+            .ok()
+            .and_then(|(mut i, m1)| {
+                let (r, _) = Responder::read(&p(&b, &pa, !seed), &m1).ok()?;
+                let (m2, _) = r.reply(&[0; 12]).ok()?;
+                i.finish(&m2).ok()
+            });
+        black_box(ok.is_some());
+    });
+    report.add(
+        "crypto",
+        "pair handshake (both sides)",
+        "per handshake",
+        "µs",
+        ns / 1e3,
+        Better::Lower,
+    );
+    report.add(
+        "crypto",
+        "pair handshake (both sides)",
+        "rate on one core",
+        "handshakes/s",
+        1e9 / ns,
+        Better::Higher,
+    );
+}
+
 fn crypto(report: &mut Report, budget: Duration, progress: &crate::progress::Steps) {
+    handshake(report, budget);
     let key = SessionKey::new(&[0x5a; 32]);
     for compress in [false, true] {
         for size in [64usize, 512, 1400] {

@@ -12,10 +12,15 @@ use support::{Lab, Site, ok, sh, wait_until};
 
 /// Two edges, a behind a port-restricted NAT, b behind `b_site`, with a direct path.
 fn direct_pair_with(b_site: Site) -> (Lab, String, String, String, String) {
+    direct_pair_on(b_site, &[])
+}
+
+/// The same with extra supernode flags.
+fn direct_pair_on(b_site: Site, sn_flags: &[&str]) -> (Lab, String, String, String, String) {
     let mut lab = Lab::bare();
     let na = lab.add_site(1, Site::PortRestricted);
     let nb = lab.add_site(2, b_site);
-    lab.start_supernode();
+    lab.start_supernode_with(sn_flags);
     lab.start_edge(&na, "a", &[]);
     lab.start_edge(&nb, "b", &[]);
     let direct = wait_until(Duration::from_secs(30), || {
@@ -129,6 +134,51 @@ fn supernode_restart_mid_transfer_keeps_the_direct_path_and_the_addresses() {
         "same addresses"
     );
     assert_eq!(lab.peers(&na).unwrap()["peers"][0]["path"], "direct");
+}
+
+/// Issue 12 #1: after a suspend longer than the supernode's expiry, v1 rebuilt the same pair
+/// key with its counter at 0; peers refused the "replayed" packets for about 50 s.
+#[test]
+fn an_edge_frozen_past_the_supernode_expiry_carries_traffic_within_5_s_of_resuming() {
+    assert!(n2n_common::config::is_root(), "needs root");
+    let (lab, na, nb, ip_a, ip_b) = direct_pair_on(
+        Site::AddressRestricted,
+        &["-heartbeat", "3s", "-expiry", "9s"],
+    );
+    // Enough traffic that a pair key rebuilt with its counter at 0 would be refused as
+    // replays for thousands of packets (what v1 did after an expiry).
+    ok(&[
+        "ip", "netns", "exec", &nb, "ping", "-q", "-c", "2500", "-i", "0.002", "-W", "1", &ip_a,
+    ]);
+    let handshakes = status(&na)["handshakes_sent"].as_u64().unwrap_or(0);
+    // The edge of a (started after the supernode) is the second child.
+    let pid = lab.children[1].id().to_string();
+    ok(&["kill", "-STOP", &pid]);
+    std::thread::sleep(Duration::from_secs(20));
+    ok(&["kill", "-CONT", &pid]);
+    let resumed = std::time::Instant::now();
+    let ping = |ns: &str, ip: &str| {
+        sh(&["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
+            .status
+            .success()
+    };
+    let both = wait_until(Duration::from_secs(5), || {
+        ping(&na, &ip_b) && ping(&nb, &ip_a)
+    });
+    let took = resumed.elapsed();
+    assert!(
+        both,
+        "no traffic both ways within 5 s of the resume ({took:?}):\n{}\n{}",
+        lab.log("a.log"),
+        lab.log("b.log")
+    );
+    // No nonce is reused on the way back: sim_nonces proves it for this sequence; here the
+    // counters show which handshakes it took.
+    eprintln!(
+        "traffic both ways {took:?} after the resume; handshakes sent by a: {} -> {}",
+        handshakes,
+        status(&na)["handshakes_sent"]
+    );
 }
 
 #[test]

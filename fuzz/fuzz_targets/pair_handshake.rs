@@ -53,11 +53,12 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let Ok((mut m2, rk)) = resp.reply(&7u32.to_be_bytes()) else { panic!("reply") };
+    let reply = InitiationPayload { session: 7, timestamp: 43 }.emit();
+    let Ok((mut m2, rk)) = resp.reply(&reply) else { panic!("reply") };
     let m2_changed = edit(&mut m2, second);
     match init.finish(&m2) {
         Ok((got, ik)) => {
-            assert_eq!(parse_reply(&got).ok(), Some(7));
+            assert_eq!(parse_reply(&got).ok().map(|r| r.session), Some(7));
             if !m1_changed && !m2_changed {
                 assert_eq!(ik.send, rk.recv);
                 assert_eq!(ik.recv, rk.send);

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `mac1` covers the data header and everything before it. The Noise payloads:
-//! initiation `session u32 | timestamp u64`, reply `session u32`.
+//! initiation `session u32 | timestamp u64`, reply `session u32 | timestamp u64` (the
+//! responder's own clock: initiations it made before replying are stale from then on).
 
 use super::WireError;
 use super::codec::{Reader, Writer};
@@ -95,12 +96,9 @@ impl InitiationPayload {
     }
 }
 
-/// The reply's payload: the session number it accepts.
-pub fn parse_reply(b: &[u8]) -> Result<u32, WireError> {
-    let mut r = Reader::new(b);
-    let s = r.u32()?;
-    r.finish()?;
-    Ok(s)
+/// The reply's payload: the session number it accepts, and the responder's clock.
+pub fn parse_reply(b: &[u8]) -> Result<InitiationPayload, WireError> {
+    InitiationPayload::parse(b)
 }
 
 #[cfg(test)]
@@ -125,6 +123,6 @@ mod tests {
         };
         assert_eq!(InitiationPayload::parse(&p.emit()).unwrap(), p);
         assert!(InitiationPayload::parse(&p.emit()[..11]).is_err());
-        assert_eq!(parse_reply(&5u32.to_be_bytes()).unwrap(), 5);
+        assert_eq!(parse_reply(&p.emit()).unwrap(), p);
     }
 }

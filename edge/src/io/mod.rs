@@ -244,6 +244,13 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 core.handle_command(Instant::now(), Command::SetCandidates(c));
             }
         }
+        // Publish first: a handshake reply about to go out must find its session in the
+        // workers' snapshot when the peer's first packet under it comes back.
+        let snap = core.forwarding(Instant::now());
+        if !Arc::ptr_eq(&snap, &published) {
+            shared.snapshot.store(snap.clone());
+            published = snap;
+        }
         let peers_changed = drain(&mut core, &tap, &sock, &mut info);
         if let (true, Some(h)) = (peers_changed, hosts.as_mut()) {
             match h.update(names_of(&core)) {
@@ -254,12 +261,6 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                 }
                 Err(_) => {}
             }
-        }
-        let now = Instant::now();
-        let snap = core.forwarding(now);
-        if !Arc::ptr_eq(&snap, &published) {
-            shared.snapshot.store(snap.clone());
-            published = snap;
         }
     }
     tracing::info!("shutting down: leaving the community");

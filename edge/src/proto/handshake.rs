@@ -10,7 +10,8 @@
 
 use super::peer::{Pending, REKEY_AFTER, REKEY_AFTER_MESSAGES, slot_flags};
 use super::{Edge, MAX_KEYS, PairKey};
-use n2n_common::crypto::handshake::{self, Initiator, Params, Responder, SessionKeys};
+use n2n_common::crypto::handshake::{self, Initiator, MAC1_LEN, Params, Responder, SessionKeys};
+use n2n_common::crypto::kdf;
 use n2n_common::stats::DropReason;
 use n2n_common::types::EdgeId;
 use n2n_common::wire::data::{DataHeader, DataPacket, HEADER_LEN, flags};
@@ -29,6 +30,12 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 const RESPONDER_REKEY_DELAY: Duration = Duration::from_secs(15);
 /// Handshake messages taken from one peer per second; more are dropped (rate_limited).
 const HANDSHAKES_PER_SECOND: u32 = 8;
+/// How long a responder session may stay unconfirmed, with nothing else to send on, before
+/// we start a handshake ourselves.
+const UNCONFIRMED_WAIT: Duration = Duration::from_secs(10);
+/// How many recent handshake `mac1`s are remembered per peer: a replayed datagram is dropped
+/// before it costs anything or uses the peer's budget.
+const SEEN_MAC1S: usize = 16;
 
 impl Edge {
     /// A handshake message from edge `peer` whose `mac1` the receive path checked; `packet`
@@ -60,9 +67,12 @@ impl Edge {
             if now < p.next_handshake {
                 continue;
             }
-            let due = match (&p.handshake, p.keys.last()) {
+            // Rekey from the newest confirmed session; a responder session the initiator
+            // never confirmed (its reply lost, or a replayed initiation) is given a while,
+            // then we start our own.
+            let confirmed = p.keys.iter().rev().find(|k| k.is_confirmed());
+            let due = match (&p.handshake, confirmed) {
                 (Some(_), _) => true, // unanswered: retry
-                (None, None) => true,
                 (None, Some(k)) => {
                     let age = now.saturating_duration_since(k.created);
                     let rekey_at = if k.initiator {
@@ -72,6 +82,10 @@ impl Edge {
                     };
                     age >= rekey_at || k.sent() >= REKEY_AFTER_MESSAGES
                 }
+                (None, None) => p
+                    .keys
+                    .last()
+                    .is_none_or(|k| now.saturating_duration_since(k.created) >= UNCONFIRMED_WAIT),
             };
             if due {
                 self.initiate_handshake(now, id);
@@ -81,7 +95,8 @@ impl Edge {
 
     /// Sends a (new) initiation to `id` unless we cannot address it yet.
     pub(super) fn initiate_handshake(&mut self, now: Instant, id: EdgeId) {
-        let Some(me) = self.my_id.filter(|_| self.is_registered()) else {
+        // Not only while registered: direct paths outlive a lost supernode, so must their keys.
+        let Some(me) = self.my_id else {
             return;
         };
         let timestamp = self.handshake_clock(now);
@@ -139,7 +154,19 @@ impl Edge {
             self.request_sync(now);
             return Err(DropReason::UnknownSession);
         };
-        // A member (who alone can make a valid mac1) still cannot make us do unbounded DH.
+        let mac1 = packet
+            .get(packet.len().saturating_sub(MAC1_LEN)..)
+            .and_then(|m| <[u8; MAC1_LEN]>::try_from(m).ok())
+            .ok_or(DropReason::Malformed)?;
+        if p.seen_mac1s.contains(&mac1) {
+            return Err(DropReason::Replay);
+        }
+        if p.seen_mac1s.len() >= SEEN_MAC1S {
+            p.seen_mac1s.pop_front();
+        }
+        p.seen_mac1s.push_back(mac1);
+        // A member (who alone can make a fresh valid mac1) still cannot make us do unbounded
+        // Diffie-Hellman.
         let (since, n) = &mut p.handshake_budget;
         if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
             (*since, *n) = (now, 0);
@@ -151,7 +178,7 @@ impl Edge {
         let pkt = DataPacket::new_checked(packet).map_err(|e| e.drop_reason())?;
         let body = HandshakeBody::parse(pkt.sealed_payload()).map_err(|e| e.drop_reason())?;
         match body.kind {
-            Kind::Initiation => self.answer_initiation(now, me, id, body.noise),
+            Kind::Initiation => self.answer_initiation(now, me, id, packet, body.noise),
             Kind::Reply => self.finish_handshake(now, me, id, body.noise),
         }
     }
@@ -161,39 +188,53 @@ impl Edge {
         now: Instant,
         me: EdgeId,
         id: EdgeId,
+        packet: &[u8],
         noise: &[u8],
     ) -> Result<(), DropReason> {
         let prologue = prologue(&self.config.community, id, me);
         let psk = self.config.keys.data;
-        let mut statics = vec![self.key.secret.to_bytes()];
-        statics.extend(self.prev_key.as_ref().map(|k| k.secret.to_bytes()));
+        // The static key the initiator used is the one whose mac1 the packet carries (our
+        // current one, or the one before if it has not learned the new): one read, not two.
+        let signed = packet
+            .get(..packet.len().saturating_sub(MAC1_LEN))
+            .unwrap_or_default();
+        let mac1 = packet.get(signed.len()..).unwrap_or_default();
+        let my_static = std::iter::once(&self.key)
+            .chain(self.prev_key.as_ref())
+            .find(|k| {
+                let key = handshake::mac1_key(&psk, &k.public);
+                kdf::ct_eq(&handshake::mac1(&key, signed), mac1)
+            })
+            .map(|k| k.secret.to_bytes())
+            .ok_or(DropReason::Auth)?;
         let seed = self.rng.bytes::<32>();
+        let clock = self.handshake_clock(now);
         let p = self.peers.get_mut(&id).ok_or(DropReason::UnknownSession)?;
         if p.handshake.is_some() && me < id {
             // Both started at once: ours wins, theirs is answered by our initiation.
             return Err(DropReason::Unexpected);
         }
-        // Read with our current static key, or the one before (the peer may not know the
-        // new one yet).
-        let (responder, payload) = statics
-            .iter()
-            .find_map(|s| {
-                let params = Params {
-                    my_static: s,
-                    peer_static: &p.info.key.public,
-                    psk: &psk,
-                    prologue: &prologue,
-                    seed,
-                };
-                Responder::read(&params, noise).ok()
-            })
-            .ok_or(DropReason::Auth)?;
+        let params = Params {
+            my_static: &my_static,
+            peer_static: &p.info.key.public,
+            psk: &psk,
+            prologue: &prologue,
+            seed,
+        };
+        let (responder, payload) = Responder::read(&params, noise).map_err(|_| DropReason::Auth)?;
         let init = InitiationPayload::parse(&payload).map_err(|e| e.drop_reason())?;
         if p.last_timestamp.is_some_and(|t| init.timestamp <= t) {
             return Err(DropReason::Replay);
         }
+
         p.last_timestamp = Some(init.timestamp);
-        let reply = init.session.to_be_bytes();
+        // Our clock goes back in the reply: initiations we sent before it (a retry still on
+        // its way, one refused by the tie-break) are stale for the peer from then on.
+        let reply = InitiationPayload {
+            session: init.session,
+            timestamp: clock,
+        }
+        .emit();
         let (noise, keys) = responder.reply(&reply).map_err(|_| DropReason::Auth)?;
         // Their initiation replaces ours (they have the lower id, or ours was not sent).
         p.handshake = None;
@@ -218,8 +259,13 @@ impl Edge {
         // A stale or forged reply fails here and leaves the handshake in flight.
         let (payload, keys) = pending.state.finish(noise).map_err(|_| DropReason::Auth)?;
         p.handshake = None;
-        if hs_wire::parse_reply(&payload).ok() != Some(session) {
+        let reply = hs_wire::parse_reply(&payload).map_err(|e| e.drop_reason())?;
+        if reply.session != session {
             return Err(DropReason::Unexpected);
+        }
+        // Every initiation the peer made before this reply is stale now.
+        if p.last_timestamp.is_none_or(|t| t < reply.timestamp) {
+            p.last_timestamp = Some(reply.timestamp);
         }
         p.handshake_retry = Duration::ZERO;
         p.next_handshake = now + RETRY_MAX;
@@ -254,7 +300,10 @@ impl Edge {
         p.keys
             .push(Arc::new(PairKey::new(session, keys, initiator, now)));
         while p.keys.len() > MAX_KEYS {
-            p.keys.remove(0);
+            // The oldest goes, unless it is the session in use (the newest confirmed).
+            let in_use = p.keys.iter().rposition(|k| k.is_confirmed());
+            let victim = usize::from(in_use == Some(0));
+            p.keys.remove(victim);
         }
         p.next_session = p.next_session.max(session.wrapping_add(1));
         self.fwd_dirty = true;

@@ -477,7 +477,13 @@ impl Edge {
         for peer in self.peers.values_mut() {
             // A session superseded by a newer confirmed one opens stragglers for a while,
             // then goes (forward secrecy).
-            let Some(current) = peer.keys.iter().rposition(|k| k.is_confirmed()) else {
+            // Only once the peer sends with the newer session: until then (its keepalive
+            // lost) it may still send with the older one.
+            let Some(current) = peer
+                .keys
+                .iter()
+                .rposition(|k| k.is_confirmed() && k.is_heard())
+            else {
                 continue;
             };
             let since = peer.keys.get(current).map(|k| k.created);

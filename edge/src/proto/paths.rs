@@ -35,18 +35,33 @@ impl Edge {
             return;
         }
         let id = info.id;
+        if self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.old_statics.contains(&info.key.public))
+        {
+            // A key it announced before: a replayed or reordered announcement.
+            self.stats.drops.count(DropReason::Replay);
+            return;
+        }
         let (is_new, key_changed, addr_changed) = match self.peers.get_mut(&id) {
             Some(p) => {
                 p.unlisted = false;
                 let key_changed = p.info.key != info.key;
                 if p.info.key.public != info.key.public {
                     // A new static key: its initiation clock is new, and a handshake in
-                    // flight to the old key can never finish. Not the next epoch: the peer
-                    // restarted and lost every session we share.
+                    // flight to the old key can never finish. A later epoch is a rotation
+                    // (sessions live on); otherwise the peer restarted and lost every session
+                    // we share, and numbers them from 0 again.
+                    if p.old_statics.len() >= 8 {
+                        p.old_statics.pop_front();
+                    }
+                    p.old_statics.push_back(p.info.key.public);
                     p.last_timestamp = None;
                     p.handshake = None;
+                    p.handshake_retry = Duration::ZERO;
                     p.next_handshake = now;
-                    if info.key.epoch != p.info.key.epoch.wrapping_add(1) {
+                    if info.key.epoch <= p.info.key.epoch {
                         p.keys.clear();
                     }
                 }

@@ -24,6 +24,7 @@ pub struct PairKey {
     send: SessionKey,
     recv: SessionKey,
     confirmed: AtomicBool,
+    heard: AtomicBool,
     send_counter: AtomicU64,
     replay: Mutex<ReplayWindow>,
 }
@@ -48,6 +49,7 @@ impl PairKey {
             send: SessionKey::new(&keys.send),
             recv: SessionKey::new(&keys.recv),
             confirmed: AtomicBool::new(initiator),
+            heard: AtomicBool::new(false),
             send_counter: AtomicU64::new(0),
             replay: Mutex::new(ReplayWindow::default()),
         }
@@ -81,9 +83,15 @@ impl PairKey {
 
     /// The peer sealed a packet with it: it holds the session too.
     pub fn confirm(&self) {
-        if !self.confirmed.load(Ordering::Relaxed) {
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
             self.confirmed.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// True once a packet sealed with it arrived (the peer sends with it).
+    pub fn is_heard(&self) -> bool {
+        self.heard.load(Ordering::Relaxed)
     }
 
     /// True if `counter` is not a replay (does not record it).
@@ -167,6 +175,11 @@ pub struct Peer {
     pub last_timestamp: Option<u64>,
     /// Handshake messages taken from this peer in the current second (at most a few).
     pub handshake_budget: (Instant, u32),
+    /// The `mac1`s of its latest handshake messages (replays are dropped unprocessed).
+    pub seen_mac1s: std::collections::VecDeque<[u8; 16]>,
+    /// Static keys it announced before its current one: an announcement going back to one
+    /// is stale (a replay or reordering) and ignored.
+    pub old_statics: std::collections::VecDeque<[u8; 32]>,
     /// The path in use.
     pub path: Path,
     /// Addresses to probe, with the best kind each is known as.
@@ -211,6 +224,8 @@ impl Peer {
             next_session: 0,
             last_timestamp: None,
             handshake_budget: (now, 0),
+            seen_mac1s: Default::default(),
+            old_statics: Default::default(),
             path: Path::Relayed,
             candidates: BTreeMap::new(),
             probes: BTreeMap::new(),

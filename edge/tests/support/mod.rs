@@ -602,8 +602,13 @@ impl Lab {
 
     /// Starts the supernode.
     pub fn start_supernode(&mut self) {
+        self.start_supernode_with(&[]);
+    }
+
+    /// Starts the supernode with extra flags.
+    pub fn start_supernode_with(&mut self, extra: &[&str]) {
         let dir = self.dir.path().join("sn");
-        let args = [
+        let mut args = vec![
             "-listen",
             ":7777",
             "-state-dir",
@@ -613,6 +618,7 @@ impl Lab {
             "-log-level",
             "warn",
         ];
+        args.extend_from_slice(extra);
         self.spawn("sn", &supernode_bin(), &args, "sn.log");
     }
 

@@ -1,0 +1,85 @@
+//! Pair sessions under pressure: a flood of replayed handshakes, and a supernode gone for
+//! longer than a session lives. Traffic between the edges must keep flowing.
+
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use n2n_common::sim::NatKind;
+use n2n_common::wire::data::flags;
+use n2n_edge::proto::Path;
+use n2n_supernode::proto::SupernodeConfig;
+use n2n_tests::{EdgeOptions, World, frame};
+use std::time::Duration;
+
+/// Sends one frame each way; true if both arrived.
+fn both_ways(w: &mut World, a: usize, b: usize, seq: u32) -> bool {
+    let (ma, mb) = (
+        w.edges[a].core.config().mac.0,
+        w.edges[b].core.config().mac.0,
+    );
+    let (da, db) = (w.edges[a].delivered.len(), w.edges[b].delivered.len());
+    w.send_frame(a, &frame(mb, ma, seq, 200));
+    w.send_frame(b, &frame(ma, mb, seq, 200));
+    w.run_for(Duration::from_millis(100));
+    w.edges[b].delivered.len() > db && w.edges[a].delivered.len() > da
+}
+
+fn direct_pair(seed: u64) -> (World, usize, usize) {
+    let mut w = World::new(seed, SupernodeConfig::default());
+    w.capture = true;
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()
+        && matches!(w.path(a, b), Some(Path::Direct { .. }))
+        && matches!(w.path(b, a), Some(Path::Direct { .. }))));
+    (w, a, b)
+}
+
+/// Review finding: the per-peer handshake budget was charged before anything else, so
+/// anyone replaying one captured handshake datagram a few times a second made the edge drop
+/// its peer's real handshakes, and the pair lost its keys at the next rekey.
+#[test]
+fn a_flood_of_replayed_handshakes_does_not_keep_peers_apart() {
+    let (mut w, a, b) = direct_pair(51);
+    let addr_a = w.edges[a].addr;
+    let replay: Vec<_> = w
+        .wire_log
+        .iter()
+        .filter(|(_, to, p)| *to == addr_a && p.len() > 1 && p[1] & flags::HANDSHAKE != 0)
+        .map(|(from, _, p)| (*from, p.clone()))
+        .collect();
+    assert!(!replay.is_empty(), "a handshake to a was captured");
+    let mut failed = Vec::new();
+    // 250 s: past the first rekey (120 s) and the end of the first session (180 s).
+    for second in 0..250u32 {
+        for _ in 0..20 {
+            let (from, bytes) = replay[second as usize % replay.len()].clone();
+            w.inject(from, addr_a, bytes);
+        }
+        if !both_ways(&mut w, a, b, second) {
+            failed.push(second);
+        }
+        w.run_for(Duration::from_millis(900));
+    }
+    assert!(
+        failed.len() <= 2,
+        "frames lost in seconds {failed:?} (drops {:?})",
+        w.edge_drops()
+    );
+    assert!(w.edge_drop(a, "replay") > 1000, "{:?}", w.edge_drops());
+}
+
+/// Review finding: only a registered edge started handshakes, so a supernode gone for
+/// longer than a session lives (180 s) took every direct path down with it.
+#[test]
+fn direct_paths_keep_their_keys_while_the_supernode_is_gone() {
+    let (mut w, a, b) = direct_pair(52);
+    w.kill_supernode();
+    let mut failed = Vec::new();
+    for second in 0..300u32 {
+        if !both_ways(&mut w, a, b, second) {
+            failed.push(second);
+        }
+        w.run_for(Duration::from_millis(900));
+    }
+    assert!(failed.is_empty(), "frames lost in seconds {failed:?}");
+}
