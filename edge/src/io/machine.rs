@@ -7,21 +7,29 @@ use std::path::Path;
 /// File name inside the state directory.
 pub const MACHINE_ID_FILE: &str = "machine-id";
 
-/// Loads or creates the machine id in `dir`.
+/// Loads or creates the machine id in `dir`. Edges starting at the same moment on one
+/// machine (several communities at boot) agree on one id: only one creates the file.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<[u8; 16]> {
     let path = dir.join(MACHINE_ID_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(text.trim()).ok_or_else(|| {
+    let read = |path: &Path| -> anyhow::Result<[u8; 16]> {
+        let text = std::fs::read_to_string(path)?;
+        parse(text.trim()).ok_or_else(|| {
             anyhow::anyhow!(
                 "{} is corrupt (want 32 hex digits); delete it to get a new MAC",
                 path.display()
             )
-        });
+        })
+    };
+    if path.exists() {
+        return read(&path);
     }
     let id: [u8; 16] = os::random_bytes()?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    os::write_private_file(&path, format!("{hex}\n").as_bytes())?;
-    Ok(id)
+    if os::create_private_file(&path, format!("{hex}\n").as_bytes())? {
+        Ok(id)
+    } else {
+        read(&path)
+    }
 }
 
 fn parse(t: &str) -> Option<[u8; 16]> {
@@ -43,6 +51,33 @@ pub fn random_seed() -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 #9: concurrent first starts raced on one `machine-id.tmp`: one failed ("No
+    /// such file or directory") or two ran with different ids.
+    #[test]
+    fn concurrent_first_starts_agree_on_one_machine_id() {
+        for _ in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let ids: Vec<_> = (0..6)
+                .map(|_| {
+                    let (d, start) = (dir.path().to_path_buf(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        load_or_create(&d).map_err(|e| e.to_string())
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect();
+            let first = ids[0].clone().unwrap();
+            for id in ids {
+                assert_eq!(id.unwrap(), first);
+            }
+            assert_eq!(load_or_create(dir.path()).unwrap(), first);
+        }
+    }
 
     #[test]
     fn created_once_then_stable_and_corruption_is_reported() {

@@ -21,7 +21,10 @@ pub fn load_or_create(dir: &Path, rng: &mut CoreRng) -> anyhow::Result<Identity>
         return Identity::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let id = Identity::generate(rng, IDENTITY_BITS)?;
-    n2n_common::os::write_private_file(&path, id.to_pem()?.as_bytes())?;
+    if !n2n_common::os::create_private_file(&path, id.to_pem()?.as_bytes())? {
+        // Another process created it meanwhile: use that one.
+        return load_or_create(dir, rng);
+    }
     tracing::info!(path = %path.display(), "created a new supernode identity");
     Ok(id)
 }
