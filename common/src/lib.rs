@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod rng;
 pub mod session;
 pub mod stats;
+pub mod text;
 pub mod timer;
 pub mod types;
 pub mod udp;

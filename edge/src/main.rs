@@ -230,7 +230,7 @@ fn logs(settings: &Settings, args: &LogsArgs) -> ExitCode {
                     });
                     println!("{v}");
                 } else {
-                    println!("{t} {:<5} {}: {}", l.level, l.target, l.message);
+                    println!("{}", l.to_text(&t.to_string()));
                 }
             }
             ExitCode::SUCCESS
@@ -242,9 +242,10 @@ fn logs(settings: &Settings, args: &LogsArgs) -> ExitCode {
     }
 }
 
+/// Field `k` of an API answer, for a table: text from peers and supernodes is made printable.
 fn s(v: &serde_json::Value, k: &str) -> String {
     match v.get(k) {
-        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::String(s)) => n2n_common::text::printable(s),
         Some(serde_json::Value::Null) | None => "-".into(),
         Some(x) => x.to_string(),
     }

@@ -286,3 +286,47 @@ proptest! {
         prop_assert_eq!((w.edge_state(1), w.sn_state()), before);
     }
 }
+
+/// Issue 12 #10: with a 3072-bit (or larger) identity the hello reply outgrew the 800-byte
+/// hello: a spoofed hello made the supernode send more than it got.
+#[test]
+fn no_hello_reply_is_larger_than_the_hello_even_with_a_large_identity() {
+    use n2n_common::crypto::identity::Identity;
+    use n2n_common::rng::CoreRng;
+    use n2n_common::wire::plain::HELLO_LEN;
+    use n2n_supernode::proto::{PersistedState, Supernode};
+    let now = std::time::Instant::now();
+    let big = Identity::generate(&mut CoreRng::seeded(3), 3072).unwrap();
+    let mut sn = Supernode::new(
+        SupernodeConfig::default(),
+        big,
+        PersistedState::default(),
+        CoreRng::seeded(4),
+        now,
+        0,
+    );
+    assert!(
+        sn.hello_reply_len() > HELLO_LEN,
+        "the daemon refuses to start with it"
+    );
+    let hello = PlainMessage::Hello { nonce: [1; 16] }.emit();
+    sn.handle_datagram(now, ATTACKER.parse().unwrap(), &hello);
+    while let Some(t) = sn.poll_transmit() {
+        assert!(
+            t.payload.len() <= hello.len(),
+            "{} bytes answered {}",
+            t.payload.len(),
+            hello.len()
+        );
+    }
+    let small = n2n_tests::test_identity();
+    let sn = Supernode::new(
+        SupernodeConfig::default(),
+        small,
+        PersistedState::default(),
+        CoreRng::seeded(4),
+        now,
+        0,
+    );
+    assert!(sn.hello_reply_len() <= HELLO_LEN);
+}

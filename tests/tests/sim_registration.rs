@@ -449,3 +449,32 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
             && w.sn.as_ref().unwrap().communities()["busy"].members.len() == 1
     }));
 }
+
+/// Issue 12 #7: ids only grew (`next_edge_id`, persisted through the leases), so once the
+/// highest id was handed out no new edge could join any community ("ran out of edge ids"),
+/// although almost every id was free.
+#[test]
+fn edge_ids_are_reused_once_the_highest_was_given_and_never_collide() {
+    use n2n_common::types::MAX_EDGE_ID;
+    let mut w = World::new(40, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    let id_a = w.edges[a].core.edge_id().unwrap();
+    // A lease holding the highest id (as after years of churn), then a supernode restart.
+    let mut top = w.sn_store.leases[0].clone();
+    top.mac = Mac([0x02, 9, 9, 9, 9, 9]);
+    top.ip = std::net::Ipv4Addr::from(u32::from(w.sn_store.leases[0].ip) + 100);
+    top.edge_id = MAX_EDGE_ID;
+    w.sn_store.leases.push(top);
+    w.kill_supernode();
+    w.start_supernode();
+    let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
+    assert!(
+        w.run_until(Duration::from_secs(30), |w| w.edges[b].core.is_registered()),
+        "a new edge was refused: {:?}",
+        w.edges[b].events
+    );
+    let id_b = w.edges[b].core.edge_id().unwrap();
+    assert!(id_b != id_a && id_b != MAX_EDGE_ID && id_b >= 1, "{id_b}");
+    assert!(w.run_until(Duration::from_secs(30), |w| w.all_connected()));
+}

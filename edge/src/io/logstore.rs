@@ -34,6 +34,20 @@ pub struct Line {
     pub message: String,
 }
 
+impl Line {
+    /// The line as `edge logs` prints it (time given), control characters escaped: stored
+    /// text can carry what a supernode or a peer chose.
+    pub fn to_text(&self, time: &str) -> String {
+        use n2n_common::text::printable;
+        format!(
+            "{time} {:<5} {}: {}",
+            printable(&self.level),
+            printable(&self.target),
+            printable(&self.message)
+        )
+    }
+}
+
 /// The tracing layer feeding the store.
 pub struct StoreLayer {
     tx: mpsc::Sender<Line>,
@@ -221,6 +235,21 @@ pub async fn read(path: &Path, q: &Query) -> anyhow::Result<Vec<Line>> {
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
+
+    /// Issue 12 #10: `edge logs` printed stored text raw, so a supernode's refusal reason
+    /// could clear the terminal or forge a line.
+    #[test]
+    fn printed_lines_escape_control_characters() {
+        let l = Line {
+            ts_ms: 0,
+            level: "ERROR".into(),
+            target: "n2n_edge::io".into(),
+            message: "refused: \u{1b}[2Jgone\nINFO fake line".into(),
+        };
+        let text = l.to_text("T");
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(text.contains("\\u{1b}[2Jgone\\nINFO fake line"), "{text}");
+    }
 
     #[tokio::test]
     async fn lines_are_batched_into_sqlite_and_read_back_filtered() {

@@ -307,6 +307,8 @@ impl Edge {
                 self.phase = Phase::Refused;
                 self.timers.cancel(Timer::Register);
                 self.timers.set(Timer::Hello, now + REFUSED_RETRY);
+                // Supernode-chosen text: shown and logged, so never with control characters.
+                let reason = n2n_common::text::printable(&reason);
                 self.events.push_back(Event::RegistrationRefused { reason });
             }
             SealedMessage::HeartbeatAck { observed } => {

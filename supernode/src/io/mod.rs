@@ -80,6 +80,16 @@ pub async fn serve(
     let listen = socket.local_addr()?;
     let started = Instant::now();
     let mut core = Supernode::new(settings.core_config(), id, state, rng, started, unix_now());
+    let reply = core.hello_reply_len();
+    if reply > n2n_common::wire::plain::HELLO_LEN {
+        anyhow::bail!(
+            "{}: this identity key makes {reply}-byte hello replies, larger than the {}-byte \
+             hello they answer (anyone could use the supernode as an amplifier); use a \
+             2048-bit key (move the file away and a new one is made)",
+            dir.join(identity::IDENTITY_FILE).display(),
+            n2n_common::wire::plain::HELLO_LEN
+        );
+    }
     tracing::info!(
         %listen,
         fingerprint = %core.fingerprint(),

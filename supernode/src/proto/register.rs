@@ -29,15 +29,14 @@ impl Supernode {
                     self.stats.limit_hits.handshakes += 1;
                     return Err(DropReason::RateLimited);
                 }
-                let reply = PlainMessage::HelloReply {
-                    nonce,
-                    sn_key: self.public,
-                    sn_epoch: self.epoch,
-                    cookie: self.cookie_for(from, now),
-                    identity: self.identity.public_der().to_vec(),
-                    signature: self.signature.clone(),
-                };
-                self.send(from, reply.emit());
+                let cookie = self.cookie_for(from, now);
+                let reply = self.hello_reply(nonce, cookie);
+                // Never an amplifier: an identity too large for the hello is refused at
+                // start (see hello_reply_len); this holds even if one gets here.
+                if reply.len() > bytes.len() {
+                    return Err(DropReason::RateLimited);
+                }
+                self.send(from, reply);
                 Ok(())
             }
             PlainMessage::Register {
@@ -63,6 +62,48 @@ impl Supernode {
                 Err(DropReason::Unexpected)
             }
         }
+    }
+
+    /// The next edge id no lease and no online edge holds, searching on from the last one
+    /// given and wrapping around (ids of reclaimed leases and removed communities come back,
+    /// after every other free id: a peer may still remember a recent one).
+    fn free_edge_id(&self) -> Option<EdgeId> {
+        let leases = self.communities.values().flat_map(|c| c.leases.values());
+        let used: std::collections::HashSet<EdgeId> = leases
+            .map(|l| l.edge_id)
+            .chain(self.edges.keys().copied())
+            .collect();
+        // Among used + 1 consecutive ids one is free (if any is).
+        let mut id = self.next_edge_id;
+        for _ in 0..=used.len() {
+            if !(1..=MAX_EDGE_ID).contains(&id) {
+                id = 1;
+            }
+            if !used.contains(&id) {
+                return Some(id);
+            }
+            id += 1;
+        }
+        None
+    }
+
+    fn hello_reply(&self, nonce: [u8; 16], cookie: [u8; 16]) -> Vec<u8> {
+        PlainMessage::HelloReply {
+            nonce,
+            sn_key: self.public,
+            sn_epoch: self.epoch,
+            cookie,
+            identity: self.identity.public_der().to_vec(),
+            signature: self.signature.clone(),
+        }
+        .emit()
+    }
+
+    /// Bytes of this supernode's hello reply. Above [`n2n_common::wire::plain::HELLO_LEN`]
+    /// it would answer a spoofed hello with more than it got (an identity key over 2048
+    /// bits): the daemon refuses to start so.
+    pub fn hello_reply_len(&self) -> usize {
+        self.hello_reply([0; 16], [0; 16]).len()
     }
 
     fn handle_register(
@@ -201,13 +242,13 @@ impl Supernode {
                 return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
             }
         };
-        let (subnet_prefix, edge_id) = (c.prefix, existing.unwrap_or(self.next_edge_id));
-        if edge_id > MAX_EDGE_ID {
+        let subnet_prefix = c.prefix;
+        let Some(edge_id) = existing.or_else(|| self.free_edge_id()) else {
             let reason = "supernode ran out of edge ids".to_string();
             return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
-        }
+        };
         if existing.is_none() {
-            self.next_edge_id += 1;
+            self.next_edge_id = edge_id.wrapping_add(1);
         }
         let lease = Lease {
             community: name.clone(),
