@@ -172,7 +172,10 @@ fn run(steps: &[Step], seed: u64) -> audit::Log {
         }
     }
     let log = audit::stop();
-    assert!(stuck.is_empty(), "pairs {stuck:?} carried no traffic 30 s after {steps:?}");
+    assert!(
+        stuck.is_empty(),
+        "pairs {stuck:?} carried no traffic 30 s after {steps:?}"
+    );
     log
 }
 

@@ -83,3 +83,50 @@ fn direct_paths_keep_their_keys_while_the_supernode_is_gone() {
     }
     assert!(failed.is_empty(), "frames lost in seconds {failed:?}");
 }
+
+/// Review finding L7: the replay check (initiation timestamps) was forgotten when a peer was
+/// removed, so after it came back any initiation captured before was answered again.
+#[test]
+fn an_initiation_captured_before_a_peer_left_is_still_a_replay_when_it_returns() {
+    let (mut w, a, b) = direct_pair(53);
+    let addr_b = w.edges[b].addr;
+    // The first initiation went through the supernode (no direct path yet).
+    let (init_from, old_init) = w
+        .wire_log
+        .iter()
+        .find(|(_, to, p)| {
+            *to == addr_b && p.len() > 16 && p[1] & flags::HANDSHAKE != 0 && p[16] == 1
+        })
+        .map(|(from, _, p)| (*from, p.clone()))
+        .expect("a's first initiation was captured");
+    // a is suspended past the supernode's expiry: b forgets it, then learns it again.
+    let id_a = w.edges[a].core.edge_id().unwrap();
+    w.freeze(a, true);
+    w.run_for(Duration::from_secs(70));
+    assert!(!w.edges[b].core.peers().contains_key(&id_a), "b forgot a");
+    w.freeze(a, false);
+    // Replayed the moment b learns of a again, before any new handshake between them.
+    assert!(w.run_until(Duration::from_secs(20), |w| {
+        w.edges[b].core.peers().contains_key(&id_a)
+    }));
+    let replays = w.edge_drop(b, "replay");
+    w.inject(init_from, addr_b, old_init);
+    w.run_for(Duration::from_millis(20));
+    assert_eq!(
+        w.edge_drop(b, "replay"),
+        replays + 1,
+        "{:?}",
+        w.edge_drops()
+    );
+    let unconfirmed = w.edges[b].core.peers()[&id_a]
+        .keys
+        .iter()
+        .filter(|k| !k.is_confirmed())
+        .count();
+    assert_eq!(unconfirmed, 0, "b answered the old initiation");
+    let back = w.now + Duration::from_secs(20);
+    while !both_ways(&mut w, a, b, 0) {
+        assert!(w.now < back, "no traffic after the return");
+        w.run_for(Duration::from_millis(400));
+    }
+}

@@ -212,6 +212,8 @@ pub struct Departed {
     pub desc: String,
     /// When it left.
     pub left: Instant,
+    /// Its static key then, and the last initiation timestamp accepted for it.
+    pub last_timestamp: Option<([u8; 32], u64)>,
 }
 
 impl Edge {

@@ -74,8 +74,16 @@ impl Edge {
                 (false, key_changed, addr_changed)
             }
             None => {
-                self.departed.remove(&id);
-                self.peers.insert(id, Peer::new(info, now));
+                let gone = self.departed.remove(&id);
+                let mut p = Peer::new(info, now);
+                // Back with the same static key: initiations it made before it left are still
+                // replays (its clock did not restart).
+                if let Some((key, t)) = gone.and_then(|d| d.last_timestamp)
+                    && key == p.info.key.public
+                {
+                    p.last_timestamp = Some(t);
+                }
+                self.peers.insert(id, p);
                 (true, true, true)
             }
         };
@@ -138,6 +146,7 @@ impl Edge {
         {
             self.departed.remove(&oldest);
         }
+        let last_timestamp = p.last_timestamp.map(|t| (p.info.key.public, t));
         let info = p.info;
         self.departed.insert(
             id,
@@ -146,6 +155,7 @@ impl Edge {
                 ip: info.ip,
                 desc: info.desc,
                 left: now,
+                last_timestamp,
             },
         );
     }
