@@ -250,6 +250,12 @@ pub enum Command {
     },
     /// Print stored log lines (needs log_store: true).
     Logs(LogsArgs),
+    /// Forget the supernode identities seen before (all, or the one at ADDRESS), so the next
+    /// contact trusts what it finds: after a supernode's identity really changed.
+    TrustSupernode {
+        /// The supernode address (host:port as configured, resolved).
+        address: Option<std::net::SocketAddr>,
+    },
     /// n2n-go's management commands: status, ping, peers, logs, help.
     #[command(hide = true)]
     Ctl {

@@ -33,6 +33,21 @@ fn main() -> ExitCode {
             );
         }
         Some(Command::Logs(args)) => return logs(&settings, &args),
+        Some(Command::TrustSupernode { address }) => {
+            return match n2n_edge::io::seen::forget(&settings.state_dir, address) {
+                Ok(n) => {
+                    println!(
+                        "forgot {n} supernode identit{}; the next contact is trusted",
+                        if n == 1 { "y" } else { "ies" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("edge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some(Command::Ctl { args }) => return ctl(&settings, &args),
         Some(Command::Up { .. }) | None => {}
     }

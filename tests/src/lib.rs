@@ -69,6 +69,8 @@ pub struct World {
     pub wire_log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Record the wire log.
     pub capture: bool,
+    /// The identity the supernode (re)starts with.
+    pub sn_identity: Identity,
     sn_config: SupernodeConfig,
     seed: u64,
     next_public: u8,
@@ -138,6 +140,7 @@ impl World {
             edges: Vec::new(),
             wire_log: Vec::new(),
             capture: false,
+            sn_identity: test_identity(),
             sn_config,
             seed,
             next_public: 10,
@@ -152,7 +155,7 @@ impl World {
         self.seed += 1000;
         let sn = Supernode::new(
             self.sn_config.clone(),
-            test_identity(),
+            self.sn_identity.clone(),
             self.sn_store.clone(),
             CoreRng::seeded(self.seed),
             self.now,

@@ -478,3 +478,37 @@ fn edge_ids_are_reused_once_the_highest_was_given_and_never_collide() {
     assert!(id_b != id_a && id_b != MAX_EDGE_ID && id_b >= 1, "{id_b}");
     assert!(w.run_until(Duration::from_secs(30), |w| w.all_connected()));
 }
+
+/// Issue 12 #5: an edge without `supernode_fingerprint` accepted any supernode identity,
+/// every time: whoever took over the supernode's address (or a restarted host with a new
+/// key) was trusted silently. Now the first identity is pinned (trust on first use).
+#[test]
+fn a_supernode_with_another_identity_at_a_known_address_is_refused() {
+    use n2n_common::crypto::identity::{Fingerprint, Identity};
+    use n2n_common::rng::CoreRng;
+    let mut w = World::new(60, SupernodeConfig::default());
+    let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    let sn_addr: std::net::SocketAddr = n2n_tests::SN_ADDR.parse().unwrap();
+    let first = Fingerprint::of(w.sn_identity.public_der());
+    assert_eq!(w.edges[a].core.config().seen.get(&sn_addr), Some(&first));
+    assert!(w.edges[a].events.iter().any(|e| matches!(
+        e,
+        Event::SupernodeFirstSeen { fingerprint, .. } if *fingerprint == first
+    )));
+    // Someone else answers at the supernode's address, with a valid key of its own.
+    w.kill_supernode();
+    w.sn_identity = Identity::generate(&mut CoreRng::seeded(61), 2048).unwrap();
+    w.start_supernode();
+    let regs = w.edges[a].core.stats().registrations;
+    w.run_for(Duration::from_secs(90));
+    assert_eq!(
+        w.edges[a].core.stats().registrations,
+        regs,
+        "registered with an impostor"
+    );
+    assert!(w.edges[a].events.iter().any(|e| matches!(
+        e,
+        Event::SupernodeRejected { reason } if reason.contains("first contact")
+    )));
+}

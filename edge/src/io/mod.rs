@@ -7,6 +7,7 @@ pub mod logstore;
 pub mod machine;
 pub mod offload;
 pub mod portmap;
+pub mod seen;
 pub mod tap;
 pub mod udp;
 pub mod workers;
@@ -103,6 +104,9 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let mut cfg = EdgeConfig::new(&s.community, keys, mac, r.supernodes.clone());
     cfg.desc = s.edge_id.clone();
     cfg.pinned = r.pinned;
+    if cfg.pinned.is_none() {
+        cfg.seen = seen::load(&s.state_dir)?;
+    }
     cfg.requested_ip = s.static_ip;
     cfg.compress = s.compress;
     cfg.max_heartbeat = s.heartbeat;
@@ -251,7 +255,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
             shared.snapshot.store(snap.clone());
             published = snap;
         }
-        let peers_changed = drain(&mut core, &tap, &sock, &mut info);
+        let peers_changed = drain(&mut core, &tap, &sock, &mut info, &s.state_dir);
         if let (true, Some(h)) = (peers_changed, hosts.as_mut()) {
             match h.update(names_of(&core)) {
                 Ok(()) => hosts_failed = false,
@@ -269,7 +273,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     core.handle_command(Instant::now(), Command::Shutdown);
-    drain(&mut core, &tap, &sock, &mut info);
+    drain(&mut core, &tap, &sock, &mut info, &s.state_dir);
     if let Some(Err(e)) = hosts.as_mut().map(|h| h.remove()) {
         tracing::warn!(error = %e, path = %s.hosts_file, "cannot remove peer names from the hosts file");
     }
@@ -306,7 +310,13 @@ fn names_of(core: &Edge) -> Vec<(std::net::Ipv4Addr, String)> {
 }
 
 /// Acts on the core's outputs; true when the set of members (or our address) changed.
-fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInfo) -> bool {
+fn drain(
+    core: &mut Edge,
+    tap: &tap::Tap,
+    sock: &UdpSocket,
+    info: &mut DaemonInfo,
+    state_dir: &std::path::Path,
+) -> bool {
     let mut members_changed = false;
     while let Some(ev) = core.poll_event() {
         members_changed |= matches!(
@@ -334,7 +344,19 @@ fn drain(core: &mut Edge, tap: &tap::Tap, sock: &UdpSocket, info: &mut DaemonInf
                 }
                 info.fingerprint = Some(*fingerprint);
             }
-            Event::SupernodeRejected { reason } => tracing::error!(%reason, "supernode rejected"),
+            Event::SupernodeFirstSeen {
+                supernode,
+                fingerprint,
+            } => {
+                tracing::info!(%supernode, %fingerprint, "first contact: this supernode identity is trusted from now on (`edge trust-supernode` forgets it)");
+                if let Err(e) = seen::save(state_dir, &core.config().seen) {
+                    tracing::error!(error = %e, "cannot store the supernode identity; it is trusted until the edge stops");
+                }
+            }
+            Event::SupernodeRejected { reason } => tracing::error!(
+                %reason,
+                "supernode rejected; if its identity really changed, run `edge trust-supernode` (or set supernode_fingerprint)"
+            ),
             Event::SupernodeLost => tracing::warn!(
                 "supernode stopped answering; direct paths keep working, re-registering"
             ),

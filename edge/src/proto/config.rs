@@ -23,6 +23,9 @@ pub struct EdgeConfig {
     pub supernodes: Vec<SocketAddr>,
     /// Refuse supernodes whose identity does not have this fingerprint.
     pub pinned: Option<Fingerprint>,
+    /// Identities seen before, by supernode address (trust on first use): a supernode at one
+    /// of these addresses must prove the same identity again. `pinned` wins over these.
+    pub seen: std::collections::BTreeMap<SocketAddr, Fingerprint>,
     /// Ask for this virtual IP.
     pub requested_ip: Option<Ipv4Addr>,
     /// Compress frames with zstd when that makes them smaller.
@@ -63,6 +66,7 @@ impl EdgeConfig {
             mac,
             supernodes,
             pinned: None,
+            seen: Default::default(),
             requested_ip: None,
             compress: false,
             candidates: Vec::new(),

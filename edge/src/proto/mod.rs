@@ -56,6 +56,14 @@ pub enum Event {
         /// Its fingerprint.
         fingerprint: Fingerprint,
     },
+    /// A supernode proved an identity at an address never seen before: trusted from now on
+    /// (the shell keeps it in the state directory).
+    SupernodeFirstSeen {
+        /// Its address.
+        supernode: SocketAddr,
+        /// Its identity.
+        fingerprint: Fingerprint,
+    },
     /// A supernode was refused (identity mismatch or bad signature).
     SupernodeRejected {
         /// Why.

@@ -151,6 +151,26 @@ impl Edge {
                     });
                     return Err(DropReason::Auth);
                 }
+                if self.config.pinned.is_none() {
+                    match self.config.seen.get(&from) {
+                        Some(first) if *first != fp => {
+                            self.events.push_back(Event::SupernodeRejected {
+                                reason: format!(
+                                    "supernode {from} proved identity {fp}, not {first} it had at first contact"
+                                ),
+                            });
+                            return Err(DropReason::Auth);
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.config.seen.insert(from, fp);
+                            self.events.push_back(Event::SupernodeFirstSeen {
+                                supernode: from,
+                                fingerprint: fp,
+                            });
+                        }
+                    }
+                }
                 if matches!(self.phase, Phase::Up) {
                     // A restart check: same key epoch means nothing happened.
                     self.check_nonce = None;
