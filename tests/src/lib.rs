@@ -245,6 +245,26 @@ impl World {
         self.edges[idx].frozen = frozen;
     }
 
+    /// Sends `n` 500-byte frames each way between edges `a` and `b` (5 ms apart, then 200 ms
+    /// to settle) and returns how many arrived each way.
+    pub fn exchange(&mut self, a: usize, b: usize, n: u32) -> (usize, usize) {
+        let (ma, mb) = (
+            self.edges[a].core.config().mac.0,
+            self.edges[b].core.config().mac.0,
+        );
+        let (da, db) = (self.edges[a].delivered.len(), self.edges[b].delivered.len());
+        for seq in 0..n {
+            self.send_frame(a, &frame(mb, ma, seq, 500));
+            self.send_frame(b, &frame(ma, mb, seq, 500));
+            self.run_for(Duration::from_millis(5));
+        }
+        self.run_for(Duration::from_millis(200));
+        (
+            self.edges[b].delivered.len() - db,
+            self.edges[a].delivered.len() - da,
+        )
+    }
+
     /// Hands a frame to edge `idx` as if read from its TAP.
     pub fn send_frame(&mut self, idx: usize, frame: &[u8]) {
         let now = self.now;

@@ -8,32 +8,13 @@
 use n2n_common::crypto::aead::audit;
 use n2n_common::sim::NatKind;
 use n2n_supernode::proto::SupernodeConfig;
-use n2n_tests::{EdgeOptions, World, frame};
+use n2n_tests::{EdgeOptions, World};
 use proptest::prelude::*;
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// The audit log is global: one test at a time records.
 static AUDIT: Mutex<()> = Mutex::new(());
-
-/// Sends `n` frames each way and returns how many arrived each way.
-fn exchange(w: &mut World, a: usize, b: usize, n: u32) -> (usize, usize) {
-    let (ma, mb) = (
-        w.edges[a].core.config().mac.0,
-        w.edges[b].core.config().mac.0,
-    );
-    let (da, db) = (w.edges[a].delivered.len(), w.edges[b].delivered.len());
-    for seq in 0..n {
-        w.send_frame(a, &frame(mb, ma, seq, 300));
-        w.send_frame(b, &frame(ma, mb, seq, 300));
-        w.run_for(Duration::from_millis(5));
-    }
-    w.run_for(Duration::from_millis(100));
-    (
-        w.edges[b].delivered.len() - db,
-        w.edges[a].delivered.len() - da,
-    )
-}
 
 fn assert_no_repeats(log: &audit::Log) {
     assert!(log.seals > 0, "nothing was recorded");
@@ -57,14 +38,14 @@ fn an_edge_frozen_past_expiry_resumes_within_seconds_without_reusing_a_nonce() {
     let b = w.add_edge(EdgeOptions::new(NatKind::None, 2));
     audit::start();
     assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
-    assert_eq!(exchange(&mut w, a, b, 20), (20, 20));
+    assert_eq!(w.exchange(a, b, 20), (20, 20));
     w.freeze(a, true);
     w.run_for(Duration::from_secs(70));
     w.freeze(a, false);
     let resumed = w.now;
     let mut back = false;
     while w.now < resumed + Duration::from_secs(5) {
-        if exchange(&mut w, a, b, 1) == (1, 1) {
+        if w.exchange(a, b, 1) == (1, 1) {
             back = true;
             break;
         }
@@ -72,7 +53,7 @@ fn an_edge_frozen_past_expiry_resumes_within_seconds_without_reusing_a_nonce() {
     }
     let took = w.now - resumed;
     assert!(back, "no traffic both ways within 5 s of the resume");
-    assert_eq!(exchange(&mut w, a, b, 20), (20, 20), "after {took:?}");
+    assert_eq!(w.exchange(a, b, 20), (20, 20), "after {took:?}");
     assert_no_repeats(&audit::stop());
 }
 
@@ -121,7 +102,7 @@ fn run(steps: &[Step], seed: u64) -> audit::Log {
     for s in steps {
         match *s {
             Step::Traffic(a, b) if a != b => {
-                exchange(&mut w, a, b, 5);
+                w.exchange(a, b, 5);
             }
             Step::Traffic(..) => {}
             Step::Wait(secs) => w.run_for(Duration::from_secs(secs)),
@@ -163,7 +144,7 @@ fn run(steps: &[Step], seed: u64) -> audit::Log {
     let mut stuck = Vec::new();
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         let deadline = w.now + Duration::from_secs(30);
-        while exchange(&mut w, a, b, 1) != (1, 1) {
+        while w.exchange(a, b, 1) != (1, 1) {
             if w.now > deadline {
                 stuck.push((a, b));
                 break;

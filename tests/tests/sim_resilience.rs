@@ -14,25 +14,6 @@ fn direct(w: &World, a: usize, b: usize) -> bool {
         && matches!(w.path(b, a), Some(Path::Direct { .. }))
 }
 
-/// Sends `n` frames each way and returns how many arrived each way.
-fn exchange(w: &mut World, a: usize, b: usize, n: u32) -> (usize, usize) {
-    let (ma, mb) = (
-        w.edges[a].core.config().mac.0,
-        w.edges[b].core.config().mac.0,
-    );
-    let (da, db) = (w.edges[a].delivered.len(), w.edges[b].delivered.len());
-    for seq in 0..n {
-        w.send_frame(a, &frame(mb, ma, seq, 500));
-        w.send_frame(b, &frame(ma, mb, seq, 500));
-        w.run_for(Duration::from_millis(5));
-    }
-    w.run_for(Duration::from_millis(200));
-    (
-        w.edges[b].delivered.len() - db,
-        w.edges[a].delivered.len() - da,
-    )
-}
-
 #[test]
 fn nat_rebinding_recovers_the_direct_path() {
     let mut w = World::new(11, SupernodeConfig::default());
@@ -51,7 +32,7 @@ fn nat_rebinding_recovers_the_direct_path() {
         observed_before,
         "a learned its new public address"
     );
-    assert_eq!(exchange(&mut w, a, b, 20), (20, 20));
+    assert_eq!(w.exchange(a, b, 20), (20, 20));
     assert!(
         w.edges[b].events.iter().any(|e| matches!(
             e,
@@ -92,7 +73,7 @@ fn supernode_restart_keeps_direct_paths_and_reregisters_edges_with_the_same_ips(
     w.kill_supernode();
     w.run_for(Duration::from_secs(3));
     // The supernode is down: the direct path carries traffic anyway.
-    assert_eq!(exchange(&mut w, a, b, 20), (20, 20));
+    assert_eq!(w.exchange(a, b, 20), (20, 20));
     w.start_supernode();
     assert!(w.run_until(Duration::from_secs(60), |w| {
         w.edges
@@ -123,7 +104,7 @@ fn supernode_restart_keeps_direct_paths_and_reregisters_edges_with_the_same_ips(
         "the direct path never dropped: {:?}",
         &w.edges[a].events[events_before..]
     );
-    assert_eq!(exchange(&mut w, a, c, 10), (10, 10));
+    assert_eq!(w.exchange(a, c, 10), (10, 10));
 }
 
 #[test]
@@ -142,7 +123,7 @@ fn edges_survive_a_long_supernode_outage_and_come_back() {
         direct(&w, a, b),
         "direct path kept by keepalives during the outage"
     );
-    assert_eq!(exchange(&mut w, a, b, 10), (10, 10));
+    assert_eq!(w.exchange(a, b, 10), (10, 10));
     w.start_supernode();
     assert!(w.run_until(Duration::from_secs(30), |w| w.all_connected()
         && w.edges.iter().all(|e| e.core.is_registered())));
@@ -158,7 +139,7 @@ fn key_rotation_keeps_traffic_flowing_and_changes_keys() {
     // Run across two rotation periods (600 s), sending all along.
     for _ in 0..13 {
         w.run_for(Duration::from_secs(100));
-        assert_eq!(exchange(&mut w, a, b, 5), (5, 5));
+        assert_eq!(w.exchange(a, b, 5), (5, 5));
     }
     assert!(w.edges[a].core.key_epoch() >= epoch0 + 2);
     let id_b = w.edges[b].core.edge_id().unwrap();
@@ -212,7 +193,7 @@ fn registration_and_punching_succeed_with_five_percent_loss() {
     let b = w.add_edge(EdgeOptions::new(NatKind::AddressRestricted, 2));
     assert!(w.run_until(Duration::from_secs(30), |w| w.all_connected()
         && direct(w, a, b)));
-    let (ab, ba) = exchange(&mut w, a, b, 100);
+    let (ab, ba) = w.exchange(a, b, 100);
     assert!(
         ab >= 85 && ba >= 85,
         "about 5% loss expected, got {ab}/{ba}"

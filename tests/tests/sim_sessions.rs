@@ -7,21 +7,8 @@ use n2n_common::sim::NatKind;
 use n2n_common::wire::data::flags;
 use n2n_edge::proto::Path;
 use n2n_supernode::proto::SupernodeConfig;
-use n2n_tests::{EdgeOptions, World, frame};
+use n2n_tests::{EdgeOptions, World};
 use std::time::Duration;
-
-/// Sends one frame each way; true if both arrived.
-fn both_ways(w: &mut World, a: usize, b: usize, seq: u32) -> bool {
-    let (ma, mb) = (
-        w.edges[a].core.config().mac.0,
-        w.edges[b].core.config().mac.0,
-    );
-    let (da, db) = (w.edges[a].delivered.len(), w.edges[b].delivered.len());
-    w.send_frame(a, &frame(mb, ma, seq, 200));
-    w.send_frame(b, &frame(ma, mb, seq, 200));
-    w.run_for(Duration::from_millis(100));
-    w.edges[b].delivered.len() > db && w.edges[a].delivered.len() > da
-}
 
 fn direct_pair(seed: u64) -> (World, usize, usize) {
     let mut w = World::new(seed, SupernodeConfig::default());
@@ -55,10 +42,10 @@ fn a_flood_of_replayed_handshakes_does_not_keep_peers_apart() {
             let (from, bytes) = replay[second as usize % replay.len()].clone();
             w.inject(from, addr_a, bytes);
         }
-        if !both_ways(&mut w, a, b, second) {
+        if w.exchange(a, b, 1) != (1, 1) {
             failed.push(second);
         }
-        w.run_for(Duration::from_millis(900));
+        w.run_for(Duration::from_millis(795));
     }
     assert!(
         failed.len() <= 2,
@@ -76,10 +63,10 @@ fn direct_paths_keep_their_keys_while_the_supernode_is_gone() {
     w.kill_supernode();
     let mut failed = Vec::new();
     for second in 0..300u32 {
-        if !both_ways(&mut w, a, b, second) {
+        if w.exchange(a, b, 1) != (1, 1) {
             failed.push(second);
         }
-        w.run_for(Duration::from_millis(900));
+        w.run_for(Duration::from_millis(795));
     }
     assert!(failed.is_empty(), "frames lost in seconds {failed:?}");
 }
@@ -125,7 +112,7 @@ fn an_initiation_captured_before_a_peer_left_is_still_a_replay_when_it_returns()
         .count();
     assert_eq!(unconfirmed, 0, "b answered the old initiation");
     let back = w.now + Duration::from_secs(20);
-    while !both_ways(&mut w, a, b, 0) {
+    while w.exchange(a, b, 1) != (1, 1) {
         assert!(w.now < back, "no traffic after the return");
         w.run_for(Duration::from_millis(400));
     }

@@ -88,17 +88,7 @@ impl Initiator {
         let mut payload = vec![0u8; reply.len()];
         let n = self.0.read_message(reply, &mut payload)?;
         payload.truncate(n);
-        if !self.0.is_handshake_finished() {
-            return Err(HandshakeError);
-        }
-        let (i2r, r2i) = self.0.dangerously_get_raw_split();
-        Ok((
-            payload,
-            SessionKeys {
-                send: i2r,
-                recv: r2i,
-            },
-        ))
+        Ok((payload, split(&mut self.0, true)?))
     }
 }
 
@@ -117,17 +107,7 @@ impl Responder {
         let mut msg = vec![0u8; reply_len(payload.len())];
         let n = self.0.write_message(payload, &mut msg)?;
         msg.truncate(n);
-        if !self.0.is_handshake_finished() {
-            return Err(HandshakeError);
-        }
-        let (i2r, r2i) = self.0.dangerously_get_raw_split();
-        Ok((
-            msg,
-            SessionKeys {
-                send: r2i,
-                recv: i2r,
-            },
-        ))
+        Ok((msg, split(&mut self.0, false)?))
     }
 }
 
@@ -147,6 +127,25 @@ pub fn mac1(key: &[u8; 32], bytes: &[u8]) -> [u8; MAC1_LEN] {
 /// The public key of a static private key.
 pub fn public_key(private: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private)).to_bytes()
+}
+
+/// The session keys of a finished handshake, seen from the initiator or the responder.
+fn split(hs: &mut HandshakeState, initiator: bool) -> Result<SessionKeys, HandshakeError> {
+    if !hs.is_handshake_finished() {
+        return Err(HandshakeError);
+    }
+    let (i2r, r2i) = hs.dangerously_get_raw_split();
+    Ok(if initiator {
+        SessionKeys {
+            send: i2r,
+            recv: r2i,
+        }
+    } else {
+        SessionKeys {
+            send: r2i,
+            recv: i2r,
+        }
+    })
 }
 
 fn builder<'a>(p: &'a Params<'a>) -> Result<Builder<'a>, HandshakeError> {

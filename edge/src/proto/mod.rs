@@ -485,25 +485,20 @@ impl Edge {
         self.macs
             .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ageing);
         for peer in self.peers.values_mut() {
-            // A session superseded by a newer confirmed one opens stragglers for a while,
-            // then goes (forward secrecy).
-            // Only once the peer sends with the newer session: until then (its keepalive
-            // lost) it may still send with the older one.
-            let Some(current) = peer
+            // Sessions older than the newest one the peer sends with open stragglers for a
+            // while, then go (forward secrecy). Not before the peer sends with it: until then
+            // (its keepalive lost) it may still send with an older one.
+            let current = peer
                 .keys
                 .iter()
-                .rposition(|k| k.is_confirmed() && k.is_heard())
-            else {
-                continue;
-            };
-            let since = peer.keys.get(current).map(|k| k.created);
-            let before = peer.keys.len();
-            let mut i = 0;
-            peer.keys.retain(|_| {
-                i += 1;
-                i > current || since.is_none_or(|t| t + KEY_GRACE > now)
-            });
-            if peer.keys.len() != before {
+                .rposition(|k| k.is_confirmed() && k.is_heard());
+            if let Some(current) = current.filter(|&c| c > 0)
+                && peer
+                    .keys
+                    .get(current)
+                    .is_some_and(|k| k.created + KEY_GRACE <= now)
+            {
+                peer.keys.drain(..current);
                 self.fwd_dirty = true;
             }
         }
