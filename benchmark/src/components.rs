@@ -61,8 +61,10 @@ fn sample_peer(i: u32) -> PeerInfo {
             addr: SocketAddr::from(([192, 168, 1, 20], 50000)),
         }],
         key: KeyAnnounce {
+            identity: [5; 32],
             public: [7; 32],
             epoch: 3,
+            signature: [8; 64],
             tag: [9; 16],
         },
     }

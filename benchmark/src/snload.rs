@@ -5,6 +5,7 @@
 
 use anyhow::{Context, bail};
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_common::crypto::signing::Signer;
 use n2n_common::rng::CoreRng;
 use n2n_edge::proto::{Edge, EdgeConfig};
 use std::net::SocketAddr;
@@ -269,7 +270,14 @@ fn edge_core(
 ) -> Edge {
     let mut machine = [0u8; 16];
     machine[..8].copy_from_slice(&(i as u64).to_be_bytes());
-    let mut cfg = EdgeConfig::new(community, keys, edge_mac(&machine, community), vec![sn]);
+    let identity = Signer::from_seed(&[machine, machine].concat().try_into().unwrap_or([1; 32]));
+    let mut cfg = EdgeConfig::new(
+        community,
+        keys,
+        edge_mac(&machine, community),
+        identity,
+        vec![sn],
+    );
     cfg.key_rotation = None;
     tune(&mut cfg);
     Edge::new(cfg, CoreRng::seeded(i as u64), Instant::now())

@@ -386,6 +386,9 @@ impl Settings {
         if self.community.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
             return Err("community: at most 64 bytes".into());
         }
+        if self.community.contains('~') {
+            return Err("community: names cannot contain '~'".into());
+        }
         if self.supernode.is_empty() {
             return Err("supernode: required (-supernode host:7777)".into());
         }

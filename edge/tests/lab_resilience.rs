@@ -281,7 +281,7 @@ fn forged_and_replayed_packets_from_an_outsider_change_nothing() {
     let script = format!(
         "import socket,random\nr=random.Random(7)\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
          targets=[('{}',{}),('192.0.2.1',7777)]\n\
-         for i in range(2000):\n  b=bytes([r.choice([0x10,0x11,0x12,0x05])])+bytes(r.getrandbits(8) for _ in range(r.randrange(0,200)))\n  \
+         for i in range(2000):\n  b=bytes([r.choice([0x20,0x21,0x22,0x10])])+bytes(r.getrandbits(8) for _ in range(r.randrange(0,200)))\n  \
          for t in targets:\n    s.sendto(b,t);s.sendto(b,t)\n",
         b_public.split(':').next().unwrap(),
         support::EDGE_PORT

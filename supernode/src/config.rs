@@ -87,10 +87,14 @@ fn pool_subnet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Err
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommunitySettings {
-    /// Admission key (64 hex digits, from `supernode community-key`): edges must prove the
-    /// community passphrase. The supernode cannot derive the data key from it.
+    /// Verifiers (64 hex digits each, from `supernode community-key`): only edges that prove
+    /// the passphrase of one of them may use this name. List the new one next to the old
+    /// while members move to a new passphrase. The supernode cannot derive the data key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verifiers: Vec<HexKey>,
+    /// Protocol v1's admission key: refused with a pointer to `verifiers`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub admission_key: Option<HexKey>,
+    pub admission_key: Option<String>,
     /// Subnet override for this community.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet: Option<Ipv4Net>,
@@ -264,7 +268,7 @@ pub struct Flags {
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Print the admission key of a community for its passphrase (for `communities.NAME.admission_key`).
+    /// Print the verifier of a community for its passphrase (for `communities.NAME.verifiers`).
     CommunityKey {
         /// Community name.
         #[arg(long)]
@@ -272,6 +276,15 @@ pub enum Command {
         /// Passphrase (or N2N_PASSPHRASE, or read from standard input).
         #[arg(long, env = "N2N_PASSPHRASE")]
         passphrase: Option<String>,
+    },
+    /// Free a lease from its identity key, for a member that lost its key (reinstalled): its
+    /// next registration with that MAC gets the old address and edge id back. Asks the
+    /// running supernode (its API, with the token from its state directory).
+    ReleaseLease {
+        /// Community, as `GET /communities` lists it (closed ones: NAME~VERIFIER).
+        community: String,
+        /// The member's MAC (as `GET /leases.json` lists it).
+        mac: String,
     },
 }
 
@@ -321,6 +334,16 @@ impl Settings {
         for (name, c) in &self.communities {
             if name.is_empty() || name.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
                 return Err(format!("communities.{name}: name must be 1 to 64 bytes"));
+            }
+            if name.contains(crate::proto::VERIFIER_SEPARATOR) {
+                return Err(format!("communities.{name}: names cannot contain '~'"));
+            }
+            if c.admission_key.is_some() {
+                return Err(format!(
+                    "communities.{name}.admission_key: protocol v1's admission key; run \
+                     'supernode community-key' again and list its output under \
+                     communities.{name}.verifiers"
+                ));
             }
             if let Some(s) = c.subnet
                 && s.prefix > 30
@@ -386,7 +409,7 @@ impl Settings {
                     (
                         n.clone(),
                         CommunityPolicy {
-                            admission_key: c.admission_key.map(|k| k.0),
+                            verifiers: c.verifiers.iter().map(|k| k.0).collect(),
                             subnet: c.subnet.map(|s| (s.addr, s.prefix)),
                             max_edges: c.max_edges,
                         },
@@ -504,13 +527,22 @@ mod tests {
                 e.contains("listen_port") && e.contains("unknown field"),
                 "{e}"
             );
-            jail.create_file(
-                "bad2.yaml",
-                "communities:\n  acme:\n    admission_key: xyz\n",
-            )?;
+            jail.create_file("bad2.yaml", "communities:\n  acme:\n    verifiers: [xyz]\n")?;
             let e = Settings::load(&flags(&["-config", "bad2.yaml"])).unwrap_err();
             assert!(
-                e.contains("communities.acme.admission_key") && e.contains("64 hex"),
+                e.contains("communities.acme.verifiers") && e.contains("64 hex"),
+                "{e}"
+            );
+            jail.create_file(
+                "v1.yaml",
+                &format!(
+                    "communities:\n  acme:\n    admission_key: \"{}\"\n",
+                    "ab".repeat(32)
+                ),
+            )?;
+            let e = Settings::load(&flags(&["-config", "v1.yaml"])).unwrap_err();
+            assert!(
+                e.contains("communities.acme.admission_key") && e.contains("verifiers"),
                 "{e}"
             );
             let e = Settings::load(&flags(&["-expiry", "soon"])).unwrap_err();

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::ReleaseLease { community, mac }) = &flags.command {
+        return release_lease(&settings, community, mac);
+    }
     let filter = match tracing_subscriber::EnvFilter::try_new(&settings.log_level) {
         Ok(f) => f,
         Err(e) => {
@@ -96,6 +99,81 @@ async fn shutdown_signal() {
     }
 }
 
+/// `supernode release-lease`: one POST to the local API with the state dir's token.
+fn release_lease(settings: &Settings, community: &str, mac: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let Some(mut addr) = settings.api_addr() else {
+        eprintln!(
+            "supernode: the API is off (api_listen is empty); it is needed to release a lease"
+        );
+        return ExitCode::from(2);
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    let token = match n2n_supernode::io::token::read(&settings.state_dir) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("supernode: {e:#} (run this as the supernode's user, with its state_dir)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = format!(
+        "/leases/{}/{}/release",
+        percent_encode(community),
+        percent_encode(mac)
+    );
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{}: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            n2n_supernode::api::TOKEN_HEADER
+        )?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        Ok(resp)
+    })();
+    let resp = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("supernode: no supernode answers on {addr} ({e}); is it running?");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = resp.starts_with("HTTP/1.1 200");
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    if ok {
+        println!(
+            "released {} ({}, edge id {}) in {}: the next member to register with this MAC gets it",
+            field("mac").as_deref().unwrap_or(mac),
+            field("ip").as_deref().unwrap_or("?"),
+            v.get("edge_id").cloned().unwrap_or_default(),
+            field("community").as_deref().unwrap_or(community)
+        );
+        ExitCode::SUCCESS
+    } else {
+        let why = field("error").unwrap_or_else(|| body.to_string());
+        eprintln!("supernode: {}", n2n_common::text::printable(&why));
+        ExitCode::FAILURE
+    }
+}
+
+/// Percent-encodes a path segment (community names may hold any character but '/').
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn community_key(community: &str, passphrase: Option<String>) -> ExitCode {
     let pass = match passphrase {
         Some(p) => p,
@@ -111,10 +189,13 @@ fn community_key(community: &str, passphrase: Option<String>) -> ExitCode {
         }
     };
     if pass.is_empty() {
-        eprintln!("supernode: the passphrase is empty; an open community needs no admission key");
+        eprintln!("supernode: the passphrase is empty; an open community needs no verifier");
         return ExitCode::from(2);
     }
     let keys = CommunityKeys::derive(community, Some(&pass), KdfParams::default());
-    println!("{}", n2n_common::config::HexKey(keys.admission));
+    match keys.verifier() {
+        Some(v) => println!("{}", n2n_common::config::HexKey(v)),
+        None => return ExitCode::FAILURE,
+    }
     ExitCode::SUCCESS
 }

@@ -52,14 +52,13 @@ impl Daemon {
     }
 }
 
-/// Gives `community` an admission secret derived from `passphrase`.
+/// Configures `community` with the verifier of `passphrase` (only its members may use it).
 fn restrict(s: &mut Settings, community: &str, passphrase: &str) {
-    let key =
-        CommunityKeys::derive(community, Some(passphrase), KdfParams::FAST_INSECURE).admission;
+    let keys = CommunityKeys::derive(community, Some(passphrase), KdfParams::FAST_INSECURE);
     s.communities.insert(
         community.into(),
         CommunitySettings {
-            admission_key: Some(n2n_common::config::HexKey(key)),
+            verifiers: vec![n2n_common::config::HexKey(keys.verifier().unwrap())],
             ..Default::default()
         },
     );
@@ -107,14 +106,17 @@ async fn registration_and_the_api_answer_field_by_field() {
 
     let (_, communities) = get_json(sn.api, "/communities").await;
     let c = &communities[0];
-    assert_eq!(c["name"], "acme");
+    // A passphrase community on a supernode configured with nothing is closed, and kept
+    // under its name and verifier.
+    let name = c["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("acme~") && name.len() == 5 + 16, "{name}");
     assert_eq!(c["edges"], 2);
     assert_eq!(c["leases"], 2);
-    assert_eq!(c["open"], true);
+    assert_eq!(c["open"], false);
     let subnet: n2n_common::config::Ipv4Net = c["subnet"].as_str().unwrap().parse().unwrap();
     assert_eq!(subnet.prefix, 24);
 
-    let (_, edges) = get_json(sn.api, "/communities/acme/edges").await;
+    let (_, edges) = get_json(sn.api, &format!("/communities/{name}/edges")).await;
     let edges = edges.as_array().unwrap();
     assert_eq!(edges.len(), 2);
     let ea = edges.iter().find(|e| e["ip"] == ip_a.to_string()).unwrap();
@@ -130,7 +132,7 @@ async fn registration_and_the_api_answer_field_by_field() {
     assert!(
         leases
             .iter()
-            .all(|l| l["online"] == true && l["community"] == "acme")
+            .all(|l| l["online"] == true && l["community"] == name.as_str())
     );
 
     let (code, missing) = get_json(sn.api, "/communities/nope/edges").await;
@@ -143,7 +145,9 @@ async fn registration_and_the_api_answer_field_by_field() {
     assert_eq!(code, 200);
     assert!(metrics.contains("\nn2n_supernode_edges 2\n"), "{metrics}");
     assert!(metrics.contains("n2n_supernode_registrations_total 2"));
-    assert!(metrics.contains("n2n_supernode_community_edges{community=\"acme\"} 2"));
+    assert!(metrics.contains(&format!(
+        "n2n_supernode_community_edges{{community=\"{name}\"}} 2"
+    )));
     assert!(metrics.contains("n2n_supernode_drops_total{reason=\"rate_limited\"}"));
     sn.stop().await;
 }
@@ -163,10 +167,7 @@ async fn a_wrong_secret_is_refused_with_a_clear_reason() {
     );
     assert!(bad.wait(Duration::from_secs(10), |_| false).await || bad.refusal().is_some());
     let reason = bad.refusal().expect("the refusal reached the edge");
-    assert!(
-        reason.contains("wrong or missing community secret"),
-        "{reason}"
-    );
+    assert!(reason.contains("wrong community passphrase"), "{reason}");
     let (_, status) = get_json(sn.api, "/status").await;
     assert_eq!(status["edges"], 1);
     assert!(status["drops"]["admission_refused"].as_u64().unwrap() >= 1);
@@ -196,10 +197,7 @@ async fn a_reload_that_adds_a_secret_keeps_members_and_turns_strangers_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let reason = stranger.refusal().expect("the stranger is turned away");
-    assert!(
-        reason.contains("wrong or missing community secret"),
-        "{reason}"
-    );
+    assert!(reason.contains("wrong community passphrase"), "{reason}");
     assert!(
         member
             .wait(Duration::from_secs(10), |c| c.is_registered())
@@ -211,6 +209,94 @@ async fn a_reload_that_adds_a_secret_keeps_members_and_turns_strangers_away() {
     assert!(status["registrations"].as_u64().unwrap() >= 3, "{status}");
     let (_, communities) = get_json(sn.api, "/communities").await;
     assert_eq!(communities[0]["open"], false);
+    sn.stop().await;
+}
+
+/// The operator's answer to a member that lost its identity key: `supernode release-lease`
+/// (the binary, through the API with the state dir's token) frees the lease; the API refuses
+/// the same request without the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_lease_needs_the_token_and_frees_the_lease_from_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    // A dropped edge notices by its missed heartbeat acks.
+    s.heartbeat = Duration::from_secs(1);
+    s.expiry = Duration::from_secs(5);
+    let sn = start_in_process(s).await;
+    let a = UdpEdge::start(edge_config("acme", Some("pw"), 1, sn.udp), 1).await;
+    assert!(a.wait(Duration::from_secs(10), |c| c.is_registered()).await);
+    let (_, leases) = get_json(sn.api, "/leases.json").await;
+    let lease = leases[0].clone();
+    let identity = lease["identity"].as_str().unwrap().to_string();
+    assert_eq!(identity.len(), 64);
+    let (community, mac) = (
+        lease["community"].as_str().unwrap().to_string(),
+        lease["mac"].as_str().unwrap().to_string(),
+    );
+    let path = format!("/leases/{community}/{mac}/release");
+    let mut s = tokio::net::TcpStream::connect(sn.api).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nx-n2n-token: guess\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+
+    let run = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_supernode"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let flags = |c: &str, m: &str| {
+        vec![
+            "-state-dir".to_string(),
+            dir.path().display().to_string(),
+            "-api-listen".into(),
+            sn.api.to_string(),
+            "release-lease".into(),
+            c.into(),
+            m.into(),
+        ]
+    };
+    let out = tokio::task::spawn_blocking({
+        let args = flags(&community, "02:00:00:00:00:99");
+        move || run(args)
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lease"));
+    let out = tokio::task::spawn_blocking({
+        let args = flags(&community, &mac);
+        move || run(args)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("released") && stdout.contains(&mac),
+        "{stdout}"
+    );
+    // The edge was dropped with the lease; it registers again and binds it anew.
+    let (_, leases) = get_json(sn.api, "/leases.json").await;
+    assert!(leases[0]["identity"].is_null() || a.core.lock().unwrap().is_registered());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, leases) = get_json(sn.api, "/leases.json").await;
+        if leases[0]["identity"] == identity.as_str() && leases[0]["online"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{leases}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     sn.stop().await;
 }
 
@@ -227,7 +313,7 @@ async fn a_barrage_of_malformed_datagrams_leaves_the_server_serving() {
         let len = (x % 1500) as usize;
         let mut d: Vec<u8> = (0..len).map(|j| (x >> (j % 56)) as u8).collect();
         if let Some(first) = d.first_mut() {
-            *first = [0x10, 0x11, 0x12, 0x05, 0xff][(i % 5) as usize];
+            *first = [0x20, 0x21, 0x22, 0x10, 0xff][(i % 5) as usize];
         }
         let _ = attacker.send_to(&d, sn.udp).await;
         if i % 100 == 0 {

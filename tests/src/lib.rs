@@ -6,6 +6,7 @@
 
 use n2n_common::crypto::identity::Identity;
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_common::crypto::signing::Signer;
 use n2n_common::rng::CoreRng;
 use n2n_common::sim::{NatKind, Network, RouterId};
 use n2n_common::types::{Candidate, CandidateKind};
@@ -69,6 +70,11 @@ pub struct World {
     pub wire_log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Record the wire log.
     pub capture: bool,
+    /// An on-path attacker: datagrams an edge sends to this address are kept in
+    /// `withheld` instead of delivered.
+    pub withhold_to: Option<SocketAddr>,
+    /// What the on-path attacker kept (source, payload).
+    pub withheld: Vec<(SocketAddr, Vec<u8>)>,
     /// The identity the supernode (re)starts with.
     pub sn_identity: Identity,
     sn_config: SupernodeConfig,
@@ -96,6 +102,8 @@ pub struct EdgeOptions {
     pub advertise_lan: bool,
     /// Machine id byte (MAC derivation).
     pub machine: u8,
+    /// Identity key seed byte (each simulated machine has its own; `new` uses `machine`).
+    pub identity: u8,
     /// Requested static IP.
     pub requested_ip: Option<Ipv4Addr>,
     /// Compress.
@@ -114,6 +122,7 @@ impl EdgeOptions {
             behind: None,
             advertise_lan: true,
             machine,
+            identity: machine,
             requested_ip: None,
             compress: false,
             key_rotation: None,
@@ -140,6 +149,8 @@ impl World {
             edges: Vec::new(),
             wire_log: Vec::new(),
             capture: false,
+            withhold_to: None,
+            withheld: Vec::new(),
             sn_identity: test_identity(),
             sn_config,
             seed,
@@ -180,6 +191,29 @@ impl World {
         self.net.add_router(kind, ip)
     }
 
+    /// The supernode's community `name` with `passphrase` (as edges of [`EdgeOptions`] see it).
+    pub fn closed_community(
+        &self,
+        name: &str,
+        passphrase: &str,
+    ) -> &n2n_supernode::proto::Community {
+        let verifier = keys(name, Some(passphrase)).verifier();
+        let key = n2n_supernode::proto::community_key(name, verifier.as_ref(), None);
+        &self.sn.as_ref().expect("supernode running").communities()[&key]
+    }
+
+    /// The supernode's only community of this name (closed ones are kept under `name~…`).
+    pub fn community(&self, name: &str) -> &n2n_supernode::proto::Community {
+        let sn = self.sn.as_ref().expect("supernode running");
+        let mut found = sn
+            .communities()
+            .values()
+            .filter(|c| n2n_supernode::proto::base_name(&c.name) == name);
+        let c = found.next().expect("community exists");
+        assert!(found.next().is_none(), "one community named {name}");
+        c
+    }
+
     /// Adds an edge; returns its index.
     pub fn add_edge(&mut self, opts: EdgeOptions) -> usize {
         let idx = self.edges.len();
@@ -205,7 +239,8 @@ impl World {
         let addr = SocketAddr::new(host_ip, 40000 + idx as u16);
         let k = keys(&opts.community, opts.passphrase.as_deref());
         let mac = edge_mac(&[opts.machine; 16], &opts.community);
-        let mut cfg = EdgeConfig::new(&opts.community, k, mac, vec![sn_addr()]);
+        let identity = Signer::from_seed(&[opts.identity; 32]);
+        let mut cfg = EdgeConfig::new(&opts.community, k, mac, identity, vec![sn_addr()]);
         cfg.desc = format!("edge{idx}");
         cfg.requested_ip = opts.requested_ip;
         cfg.compress = opts.compress;
@@ -237,6 +272,21 @@ impl World {
     pub fn restart_edge(&mut self, idx: usize, seed: u64) {
         let cfg = self.edges[idx].core.config().clone();
         self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
+        self.drain();
+    }
+
+    /// Restarts edge `idx` with a changed configuration (another identity key, say).
+    pub fn restart_edge_with(&mut self, idx: usize, seed: u64, f: impl FnOnce(&mut EdgeConfig)) {
+        let mut cfg = self.edges[idx].core.config().clone();
+        f(&mut cfg);
+        self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
+        self.drain();
+    }
+
+    /// The supernode (as a hostile operator could) seals `msg` to edge `idx` on its session.
+    pub fn supernode_says(&mut self, idx: usize, msg: &n2n_common::wire::sealed::SealedMessage) {
+        let id = self.edges[idx].core.edge_id().expect("registered");
+        self.sn.as_mut().expect("supernode running").say(id, msg);
         self.drain();
     }
 
@@ -382,7 +432,20 @@ impl World {
         if let Some(sn) = self.sn.as_mut() {
             while let Some(ev) = sn.poll_event() {
                 match &ev {
-                    SnEvent::CommunityCreated(c) => self.sn_store.communities.push(c.clone()),
+                    SnEvent::CommunityCreated(c) => {
+                        // INSERT OR REPLACE, as the SQLite store does.
+                        self.sn_store.communities.retain(|x| x.name != c.name);
+                        self.sn_store.communities.push(c.clone());
+                    }
+                    SnEvent::CommunityRenamed { from, to } => {
+                        self.sn_store.communities.retain(|x| &x.name != from);
+                        self.sn_store.communities.push(to.clone());
+                        for l in &mut self.sn_store.leases {
+                            if &l.community == from {
+                                l.community = to.name.clone();
+                            }
+                        }
+                    }
                     SnEvent::LeaseGranted(l) => {
                         self.sn_store
                             .leases
@@ -430,6 +493,10 @@ impl World {
                 if self.capture {
                     self.wire_log.push((e.addr, t.dst, t.payload.clone()));
                 }
+                if self.withhold_to == Some(t.dst) {
+                    self.withheld.push((e.addr, t.payload));
+                    continue;
+                }
                 self.net.send(now, e.addr, t.dst, t.payload);
             }
         }
@@ -448,6 +515,7 @@ impl World {
                 && self.edges.iter().enumerate().all(|(j, o)| {
                     i == j
                         || o.core.config().community != e.core.config().community
+                        || o.core.config().keys != e.core.config().keys
                         || self.path(i, j).is_some()
                 })
         })

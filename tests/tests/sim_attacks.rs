@@ -73,7 +73,7 @@ fn replayed_packets_are_dropped_and_counted_without_state_change() {
     let data = captured(&w, a, b);
     let heartbeats: Vec<_> = captured(&w, a, sn())
         .into_iter()
-        .filter(|d| d[0] == 0x11)
+        .filter(|d| d[0] == 0x21)
         .collect();
     assert!(!data.is_empty() && !heartbeats.is_empty());
     let (eb, ssn) = (w.edge_state(1), w.sn_state());
@@ -134,7 +134,7 @@ fn truncated_and_forged_packets_are_dropped_and_counted_without_state_change() {
             sent_to_edge += 2;
         }
         // A fresh counter gets past the replay window, so the AEAD tag must stop it.
-        if s.len() > HEADER_LEN && (s[0] == 0x11 || s[0] == 0x12) {
+        if s.len() > HEADER_LEN && (s[0] == 0x21 || s[0] == 0x22) {
             let mut f = s.clone();
             f[8..16].copy_from_slice(&(u64::MAX - sent_to_edge).to_be_bytes());
             w.inject(sn(), b, f.clone());
@@ -167,8 +167,8 @@ fn a_resent_register_neither_resets_the_session_nor_lets_old_heartbeats_move_the
     let a = w.edges[0].addr;
     let id_a = w.edges[0].core.edge_id().unwrap();
     let sent = captured(&w, a, sn());
-    let register = sent.iter().find(|d| d[..2] == [0x10, 3]).unwrap().clone();
-    let heartbeats: Vec<_> = sent.into_iter().filter(|d| d[0] == 0x11).collect();
+    let register = sent.iter().find(|d| d[..2] == [0x20, 3]).unwrap().clone();
+    let heartbeats: Vec<_> = sent.into_iter().filter(|d| d[0] == 0x21).collect();
     assert!(!heartbeats.is_empty());
     let (ea, ssn) = (w.edge_state(0), w.sn_state());
     let log_len = w.wire_log.len();
@@ -277,7 +277,7 @@ proptest! {
         let before = (w.edge_state(1), w.sn_state());
         for (first, mut bytes) in datagrams {
             // Mostly well-formed first bytes, so decoders get past the version check.
-            bytes.insert(0, [0x10, 0x11, 0x12, first][first as usize % 4]);
+            bytes.insert(0, [0x20, 0x21, 0x22, first][first as usize % 4]);
             w.inject(sn(), b, bytes.clone());
             w.inject(a, b, bytes.clone());
             w.inject(a, sn(), bytes);

@@ -86,7 +86,7 @@ fn junk_from_strangers_does_not_rebuild_forwarding() {
     let stranger = "198.51.100.9:9999".parse().unwrap();
     let core = &mut w.edges[0].core;
     let before = core.forwarding(now);
-    for junk in [&[0x10u8][..], &[0x11, 0, 0], &[0x12; 40], &[0x10, 7, 7, 7]] {
+    for junk in [&[0x20u8][..], &[0x21, 0, 0], &[0x22; 40], &[0x20, 7, 7, 7]] {
         core.handle_datagram(now, stranger, junk);
     }
     let after = core.forwarding(now);

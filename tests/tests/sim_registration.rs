@@ -5,7 +5,7 @@
 use n2n_common::sim::NatKind;
 use n2n_common::types::Mac;
 use n2n_edge::proto::{Event, Path};
-use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig};
+use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
 use n2n_tests::{EdgeOptions, World, frame, keys};
 use std::time::Duration;
 
@@ -26,8 +26,7 @@ fn two_public_edges_register_get_distinct_ips_and_exchange_frames_directly() {
     let (ipb, pb) = w.edges[b].core.address().unwrap();
     assert_ne!(ipa, ipb);
     assert_eq!((pa, pb), (24, 24));
-    let sn = w.sn.as_ref().unwrap();
-    let community = &sn.communities()["acme"];
+    let community = w.community("acme");
     assert!(community.contains(ipa) && community.contains(ipb));
     assert_eq!(w.sn_store.leases.len(), 2, "both leases persisted");
     assert!(w.run_until(Duration::from_secs(5), |w| {
@@ -71,7 +70,7 @@ fn leases_are_stable_per_mac_and_static_requests_are_honoured() {
     let mut opts = EdgeOptions::new(NatKind::None, 2);
     let community = {
         w.run_until(Duration::from_secs(5), |w| w.edges[a].core.is_registered());
-        &w.sn.as_ref().unwrap().communities()["acme"]
+        w.community("acme")
     };
     let wanted = std::net::Ipv4Addr::from(u32::from(community.subnet) + 77);
     opts.requested_ip = Some(wanted);
@@ -101,7 +100,10 @@ fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
     cfg.communities.insert(
         "acme".into(),
         CommunityPolicy {
-            admission_key: Some(keys("acme", Some("secret")).admission),
+            verifiers: keys("acme", Some("secret"))
+                .verifier()
+                .into_iter()
+                .collect(),
             ..Default::default()
         },
     );
@@ -125,9 +127,7 @@ fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
         })
     };
     assert!(
-        reason(bad)
-            .unwrap()
-            .contains("wrong or missing community secret"),
+        reason(bad).unwrap().contains("wrong community passphrase"),
         "{:?}",
         reason(bad)
     );
@@ -175,13 +175,13 @@ fn no_unauthenticated_reply_is_larger_than_its_request() {
     let hellos: Vec<usize> = w
         .wire_log
         .iter()
-        .filter(|(_, t, b)| *t == sn && b[..2] == [0x10, 0x01])
+        .filter(|(_, t, b)| *t == sn && b[..2] == [0x20, 0x01])
         .map(|(_, _, b)| b.len())
         .collect();
     let replies: Vec<usize> = w
         .wire_log
         .iter()
-        .filter(|(f, _, b)| *f == sn && b[..2] == [0x10, 0x02])
+        .filter(|(f, _, b)| *f == sn && b[..2] == [0x20, 0x02])
         .map(|(_, _, b)| b.len())
         .collect();
     assert!(!hellos.is_empty() && !replies.is_empty());
@@ -408,18 +408,33 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
     );
     w.run_for(Duration::from_secs(2400));
     let sn = w.sn.as_ref().unwrap();
-    let names: Vec<&String> = sn.communities().keys().collect();
+    let names: Vec<&str> = sn.communities().keys().map(|k| base_name(k)).collect();
     assert_eq!(
         names,
         ["busy", "kept"],
         "only the abandoned open one is gone"
     );
     assert!(w.sn_events.iter().any(
-        |e| matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if name == "idle")
+        |e| matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if base_name(name) == "idle")
     ));
-    assert!(w.sn_store.leases.iter().all(|l| l.community != "idle"));
-    assert!(w.sn_store.communities.iter().all(|c| c.name != "idle"));
-    assert!(w.sn_store.leases.iter().any(|l| l.community == "kept"));
+    assert!(
+        w.sn_store
+            .leases
+            .iter()
+            .all(|l| base_name(&l.community) != "idle")
+    );
+    assert!(
+        w.sn_store
+            .communities
+            .iter()
+            .all(|c| base_name(&c.name) != "idle")
+    );
+    assert!(
+        w.sn_store
+            .leases
+            .iter()
+            .any(|l| base_name(&l.community) == "kept")
+    );
     assert!(w.edges[busy].core.is_registered());
 
     // A restart empties every community for a moment, and busy's lease was last written
@@ -435,7 +450,7 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
     w.run_for(Duration::from_secs(20));
     let removed_busy = |w: &World| {
         w.sn_events.iter().any(|e| {
-            matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if name == "busy")
+            matches!(e, n2n_supernode::proto::Event::CommunityRemoved { name, .. } if base_name(name) == "busy")
         })
     };
     assert!(!removed_busy(&w), "busy is not idle right after a restart");
@@ -445,8 +460,7 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
         n2n_edge::proto::Command::SetSupernodes(vec![n2n_tests::SN_ADDR.parse().unwrap()]),
     );
     assert!(w.run_until(Duration::from_secs(60), |w| {
-        w.edges[busy].core.is_registered()
-            && w.sn.as_ref().unwrap().communities()["busy"].members.len() == 1
+        w.edges[busy].core.is_registered() && w.community("busy").members.len() == 1
     }));
 }
 

@@ -2,18 +2,21 @@
 //! HKDF-SHA256 for everything derived from Diffie-Hellman results.
 //!
 //! From one passphrase three independent keys come out:
-//! - `auth`: tags the data-plane public keys edges announce (peers verify them, so the
+//! - `auth`: tags the announcements edges make (keys bound to id, MAC, IP, name, candidates) (peers verify them, so the
 //!   supernode cannot substitute keys),
 //! - `data`: mixed into every pairwise data key,
-//! - `admission`: proves membership to a supernode; a supernode configured with it cannot
-//!   compute the other two (HKDF outputs are independent).
+//! - `admission`: the seed of the community's Ed25519 admission key. Its public half, the
+//!   *verifier*, names the community on a supernode; edges prove membership by signing their
+//!   registration with it. Knowing the verifier (or the seed) gives neither of the other two
+//!   (HKDF outputs are independent); the verifier does allow offline guessing of the
+//!   passphrase, at the Argon2id cost of every guess.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use x25519_dalek::{PublicKey, StaticSecret};
 
+use super::signing::Signer;
 use crate::types::Mac;
 
 /// Argon2id cost parameters for the passphrase KDF.
@@ -50,7 +53,7 @@ pub struct CommunityKeys {
     pub auth: [u8; 32],
     /// Salt of every pairwise data key.
     pub data: [u8; 32],
-    /// Proves membership to a supernode.
+    /// Seed of the admission signing key (proves membership to a supernode).
     pub admission: [u8; 32],
     /// False when derived without a passphrase (open community: encrypted, not authenticated).
     pub has_secret: bool,
@@ -80,6 +83,16 @@ pub fn community_salt(community: &str) -> [u8; 32] {
 }
 
 impl CommunityKeys {
+    /// The community's admission key (None for an open community: anyone could derive it).
+    pub fn admission_signer(&self) -> Option<Signer> {
+        self.has_secret.then(|| Signer::from_seed(&self.admission))
+    }
+
+    /// The public verifier that names a closed community (None when open).
+    pub fn verifier(&self) -> Option<[u8; 32]> {
+        self.admission_signer().map(|s| s.public())
+    }
+
     /// Derives the keys of `community` from `passphrase` (None or empty: open community).
     pub fn derive(community: &str, passphrase: Option<&str>, params: KdfParams) -> Self {
         let salt = community_salt(community);
@@ -109,7 +122,7 @@ impl CommunityKeys {
         Self {
             auth: hkdf_expand(&salt, &master, &[b"n2n-rs/1 key-auth"]),
             data: hkdf_expand(&salt, &master, &[b"n2n-rs/1 data"]),
-            admission: hkdf_expand(&salt, &master, &[b"n2n-rs/1 admission"]),
+            admission: hkdf_expand(&salt, &master, &[b"n2n-rs/2 admission"]),
             has_secret,
         }
     }
@@ -130,30 +143,6 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The tag over an announced data-plane key.
-pub fn key_tag(auth: &[u8; 32], mac: Mac, public: &[u8; 32], epoch: u32) -> [u8; 16] {
-    let full = hmac(
-        auth,
-        &[b"n2n-rs/1 peer key", &mac.0, public, &epoch.to_be_bytes()],
-    );
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full[..16]);
-    out
-}
-
-/// The pairwise data key of two edges: X25519 between their current keys, salted with the
-/// community data key. Both sides compute the same value.
-pub fn pair_key(data: &[u8; 32], mine: &StaticSecret, peer: &[u8; 32]) -> [u8; 32] {
-    let my_pub = PublicKey::from(mine).to_bytes();
-    let shared = mine.diffie_hellman(&PublicKey::from(*peer));
-    let (lo, hi) = if my_pub <= *peer {
-        (&my_pub, peer)
-    } else {
-        (peer, &my_pub)
-    };
-    hkdf_expand(data, shared.as_bytes(), &[b"n2n-rs/1 pair", lo, hi])
-}
-
 /// The two directional keys of an edge-supernode session: (edge to supernode, supernode to edge).
 pub fn session_keys(
     shared: &[u8; 32],
@@ -164,27 +153,6 @@ pub fn session_keys(
     (
         hkdf_expand(salt, shared, &[b"e2s", edge_pub, sn_pub]),
         hkdf_expand(salt, shared, &[b"s2e", edge_pub, sn_pub]),
-    )
-}
-
-/// The admission proof an edge sends in its registration.
-pub fn admission_proof(
-    admission: &[u8; 32],
-    community: &str,
-    mac: Mac,
-    edge_key: &[u8; 32],
-    sn_key: &[u8; 32],
-) -> [u8; 32] {
-    hmac(
-        admission,
-        &[
-            b"n2n-rs/1 admission",
-            community.as_bytes(),
-            &[0],
-            &mac.0,
-            edge_key,
-            sn_key,
-        ],
     )
 }
 
@@ -231,41 +199,19 @@ mod tests {
         );
         assert_ne!(a.auth, a.data);
         assert_ne!(a.admission, a.data);
+        let v = a.verifier().expect("closed");
+        assert_ne!(v, a.admission, "the verifier is public, the seed is not");
+        assert_ne!(Some(v), b.verifier());
         let open = CommunityKeys::derive("acme", None, p);
         assert!(!open.has_secret);
+        assert_eq!(open.verifier(), None);
         assert_eq!(open, CommunityKeys::derive("acme", Some(""), p));
         assert_ne!(open.data, a.data);
     }
 
     #[test]
-    fn pair_keys_agree_and_depend_on_both_sides() {
-        let data = [3u8; 32];
-        let a = StaticSecret::from([1u8; 32]);
-        let b = StaticSecret::from([2u8; 32]);
-        let c = StaticSecret::from([4u8; 32]);
-        let (pa, pb, pc) = (
-            PublicKey::from(&a).to_bytes(),
-            PublicKey::from(&b).to_bytes(),
-            PublicKey::from(&c).to_bytes(),
-        );
-        assert_eq!(pair_key(&data, &a, &pb), pair_key(&data, &b, &pa));
-        assert_ne!(pair_key(&data, &a, &pb), pair_key(&data, &a, &pc));
-        assert_ne!(pair_key(&data, &a, &pb), pair_key(&[4u8; 32], &a, &pb));
-    }
-
-    #[test]
     fn tags_proofs_and_cookies_bind_their_inputs() {
         let k = [9u8; 32];
-        let m = Mac([2, 0, 0, 0, 0, 1]);
-        assert_ne!(key_tag(&k, m, &[1; 32], 1), key_tag(&k, m, &[1; 32], 2));
-        assert_ne!(
-            key_tag(&k, m, &[1; 32], 1),
-            key_tag(&k, Mac([2, 0, 0, 0, 0, 2]), &[1; 32], 1)
-        );
-        assert_ne!(
-            admission_proof(&k, "a", m, &[1; 32], &[2; 32]),
-            admission_proof(&k, "a", m, &[1; 32], &[3; 32])
-        );
         let a1: SocketAddr = "1.2.3.4:5".parse().unwrap();
         let a2: SocketAddr = "1.2.3.4:6".parse().unwrap();
         assert_ne!(cookie(&k, a1, 1), cookie(&k, a2, 1));

@@ -1,5 +1,5 @@
 //! Crypto transforms: AEAD sealing, replay protection, key derivation, optional compression,
-//! the supernode identity, and the data pipeline that composes them.
+//! the supernode identity, signatures (edge identities, community admission), and the data pipeline that composes them.
 
 pub mod aead;
 pub mod compress;
@@ -8,6 +8,7 @@ pub mod identity;
 pub mod kdf;
 pub mod pipeline;
 pub mod replay;
+pub mod signing;
 
 pub use aead::SessionKey;
 pub use kdf::CommunityKeys;

@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(
             out,
             [
-                0x12, 0x05, 0x0a, 0x0b, 0x0c, 0x00, 0x01, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                0x22, 0x05, 0x0a, 0x0b, 0x0c, 0x00, 0x01, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
                 0x77, 0x88
             ]
         );
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn rejects_short_unknown_flags_and_zero_ids() {
-        let mut pkt = vec![0x12, 0, 0, 0, 1, 0, 0, 2];
+        let mut pkt = vec![0x22, 0, 0, 0, 1, 0, 0, 2];
         pkt.resize(32, 0);
         assert!(DataPacket::new_checked(&pkt[..]).is_ok());
         assert_eq!(

@@ -16,8 +16,10 @@ fn hex(b: &[u8]) -> String {
 
 fn key() -> KeyAnnounce {
     KeyAnnounce {
+        identity: [0xcc; 32],
         public: [0xaa; 32],
         epoch: 7,
+        signature: [0xdd; 64],
         tag: [0xbb; 16],
     }
 }
@@ -37,7 +39,13 @@ fn peer() -> PeerInfo {
     }
 }
 
-const KEY_HEX: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00000007bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const KEY_HEX: &str = concat!(
+    "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00000007",
+    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+);
 
 #[test]
 fn golden_peer_info() {
@@ -64,7 +72,7 @@ fn golden_peer_info() {
 fn golden_plain_messages() {
     let hello = PlainMessage::Hello { nonce: [0x11; 16] }.emit();
     assert_eq!(hello.len(), HELLO_LEN);
-    assert_eq!(hex(&hello[..18]), format!("1001{}", "11".repeat(16)));
+    assert_eq!(hex(&hello[..18]), format!("2001{}", "11".repeat(16)));
     assert!(hello[18..].iter().all(|b| *b == 0));
 
     let reply = PlainMessage::HelloReply {
@@ -79,7 +87,7 @@ fn golden_plain_messages() {
     assert_eq!(
         hex(&reply),
         format!(
-            "1002{}{}0000000000000003{}000205060001{}",
+            "2002{}{}0000000000000003{}000205060001{}",
             "01".repeat(16),
             "02".repeat(32),
             "04".repeat(16),
@@ -97,7 +105,7 @@ fn golden_plain_messages() {
     assert_eq!(
         hex(&reg),
         format!(
-            "10030000000000000009{}{}{}",
+            "20030000000000000009{}{}{}",
             "08".repeat(32),
             "04".repeat(16),
             "ee".repeat(16)
@@ -109,7 +117,7 @@ fn golden_plain_messages() {
             edge_id: 0x01020304
         }
         .emit()),
-        "100401020304"
+        "200401020304"
     );
 }
 
@@ -121,7 +129,7 @@ fn golden_sealed_header_and_bodies() {
         counter: 6,
     }
     .emit();
-    assert_eq!(hex(&h), "11100000000000050000000000000006");
+    assert_eq!(hex(&h), "21100000000000050000000000000006");
 
     let body = |m: SealedMessage| {
         let mut v = Vec::new();
@@ -186,17 +194,43 @@ fn golden_register_body_and_peer_messages() {
         mac: Mac([2, 1, 1, 1, 1, 1]),
         desc: "".into(),
         requested_ip: Some(Ipv4Addr::new(10, 0, 0, 7)),
-        admission_proof: None,
+        verifier: None,
+        identity: [0x11; 32],
         candidates: vec![],
         key: key(),
+        identity_sig: [0x22; 64],
+        admission_sig: None,
     };
     let mut v = Vec::new();
     b.emit(&mut v);
     assert_eq!(
         hex(&v),
-        format!("0461636d6502010101010100010a00000700{KEY_HEX}")
+        format!(
+            "0461636d6502010101010100010a000007{}00{KEY_HEX}{}",
+            "11".repeat(32),
+            "22".repeat(64)
+        )
     );
     assert_eq!(RegisterBody::parse(&v).unwrap(), b);
+    let closed = RegisterBody {
+        verifier: Some([0x33; 32]),
+        admission_sig: Some([0x44; 64]),
+        requested_ip: None,
+        ..b
+    };
+    let mut v = Vec::new();
+    closed.emit(&mut v);
+    assert_eq!(
+        hex(&v),
+        format!(
+            "0461636d650201010101010002{}{}00{KEY_HEX}{}{}",
+            "33".repeat(32),
+            "11".repeat(32),
+            "22".repeat(64),
+            "44".repeat(64)
+        )
+    );
+    assert_eq!(RegisterBody::parse(&v).unwrap(), closed);
 
     let mut v = Vec::new();
     let six: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 1);
@@ -224,12 +258,12 @@ fn golden_register_body_and_peer_messages() {
 #[test]
 fn rejects_unknown_types_versions_and_trailing_bytes() {
     assert_eq!(
-        PlainMessage::parse(&[0x10, 0x7f]),
+        PlainMessage::parse(&[0x20, 0x7f]),
         Err(super::WireError::UnknownType(0x7f))
     );
     assert_eq!(
-        PlainMessage::parse(&[0x20, 0x01]),
-        Err(super::WireError::BadVersion(2))
+        PlainMessage::parse(&[0x10, 0x01]),
+        Err(super::WireError::BadVersion(1))
     );
     let mut us = PlainMessage::UnknownSession { edge_id: 1 }.emit();
     us.push(0);
@@ -275,8 +309,20 @@ fn arb_candidate() -> impl Strategy<Value = Candidate> {
 }
 
 fn arb_key() -> impl Strategy<Value = KeyAnnounce> {
-    (any::<[u8; 32]>(), any::<u32>(), any::<[u8; 16]>())
-        .prop_map(|(public, epoch, tag)| KeyAnnounce { public, epoch, tag })
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 16]>(),
+    )
+        .prop_map(|(identity, public, epoch, sig, tag)| KeyAnnounce {
+            identity,
+            public,
+            epoch,
+            signature: [sig, identity].concat().try_into().unwrap(),
+            tag,
+        })
 }
 
 fn arb_peer() -> impl Strategy<Value = PeerInfo> {
@@ -373,11 +419,13 @@ proptest! {
     #[test]
     fn register_body_and_peer_messages_roundtrip(
         community in "[a-z]{1,64}", mac in any::<[u8; 6]>(), desc in ".{0,20}",
-        ip in proptest::option::of(any::<[u8; 4]>()), proof in proptest::option::of(any::<[u8; 32]>()),
+        ip in proptest::option::of(any::<[u8; 4]>()), verifier in proptest::option::of(any::<[u8; 32]>()),
+        identity in any::<[u8; 32]>(), sig in any::<[u8; 32]>(),
         candidates in proptest::collection::vec(arb_candidate(), 0..8), key in arb_key(),
         probe_id in any::<u64>(), addr in arb_sockaddr(),
     ) {
-        let b = RegisterBody { community, mac: Mac(mac), desc, requested_ip: ip.map(Ipv4Addr::from), admission_proof: proof, candidates, key };
+        let sig: [u8; 64] = [sig, identity].concat().try_into().unwrap();
+        let b = RegisterBody { community, verifier, mac: Mac(mac), desc, requested_ip: ip.map(Ipv4Addr::from), identity, candidates, key, identity_sig: sig, admission_sig: verifier.map(|_| sig) };
         let mut v = Vec::new();
         b.emit(&mut v);
         prop_assert_eq!(RegisterBody::parse(&v).unwrap(), b);

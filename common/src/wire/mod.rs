@@ -19,7 +19,7 @@ pub mod sealed;
 mod golden_tests;
 
 /// The protocol version this implementation speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes of an AEAD authentication tag.
 pub const TAG_LEN: usize = 16;
@@ -112,12 +112,12 @@ mod tests {
 
     #[test]
     fn classify_checks_version_and_form() {
-        assert_eq!(classify(&[0x10]), Ok(Form::Plain));
-        assert_eq!(classify(&[0x11, 0]), Ok(Form::Sealed));
-        assert_eq!(classify(&[0x12]), Ok(Form::Data));
-        assert_eq!(classify(&[0x22]), Err(WireError::BadVersion(2)));
+        assert_eq!(classify(&[0x20]), Ok(Form::Plain));
+        assert_eq!(classify(&[0x21, 0]), Ok(Form::Sealed));
+        assert_eq!(classify(&[0x22]), Ok(Form::Data));
+        assert_eq!(classify(&[0x12]), Err(WireError::BadVersion(1)));
         assert_eq!(classify(&[0x05]), Err(WireError::BadVersion(0)));
-        assert_eq!(classify(&[0x1f]), Err(WireError::UnknownType(0x1f)));
+        assert_eq!(classify(&[0x2f]), Err(WireError::UnknownType(0x2f)));
         assert_eq!(classify(&[]), Err(WireError::Truncated));
     }
 }

@@ -28,6 +28,8 @@ pub enum SealedType {
     PunchRequest,
     /// Edge -> supernode: send me the whole peer list.
     PeerSyncRequest,
+    /// Edge -> supernode: the answer to a path challenge, from the new address.
+    PathResponse,
     /// Supernode -> edge: registration accepted.
     RegisterAck,
     /// Supernode -> edge: registration refused, with the reason.
@@ -42,6 +44,8 @@ pub enum SealedType {
     PeerRemove,
     /// Supernode -> edge: probe this peer now (it is probing you).
     Punch,
+    /// Supernode -> edge: prove you receive at the address this came to.
+    PathChallenge,
     /// Any other value.
     Unknown(u8),
 }
@@ -53,6 +57,7 @@ impl From<u8> for SealedType {
             0x11 => Self::Unregister,
             0x12 => Self::PunchRequest,
             0x13 => Self::PeerSyncRequest,
+            0x14 => Self::PathResponse,
             0x20 => Self::RegisterAck,
             0x21 => Self::RegisterNak,
             0x22 => Self::HeartbeatAck,
@@ -60,6 +65,7 @@ impl From<u8> for SealedType {
             0x24 => Self::PeerUpdate,
             0x25 => Self::PeerRemove,
             0x26 => Self::Punch,
+            0x27 => Self::PathChallenge,
             v => Self::Unknown(v),
         }
     }
@@ -72,6 +78,7 @@ impl From<SealedType> for u8 {
             SealedType::Unregister => 0x11,
             SealedType::PunchRequest => 0x12,
             SealedType::PeerSyncRequest => 0x13,
+            SealedType::PathResponse => 0x14,
             SealedType::RegisterAck => 0x20,
             SealedType::RegisterNak => 0x21,
             SealedType::HeartbeatAck => 0x22,
@@ -79,6 +86,7 @@ impl From<SealedType> for u8 {
             SealedType::PeerUpdate => 0x24,
             SealedType::PeerRemove => 0x25,
             SealedType::Punch => 0x26,
+            SealedType::PathChallenge => 0x27,
             SealedType::Unknown(v) => v,
         }
     }
@@ -198,6 +206,11 @@ pub enum SealedMessage {
     },
     /// Empty body.
     PeerSyncRequest,
+    /// `nonce(8)`.
+    PathResponse {
+        /// The challenge's nonce.
+        nonce: [u8; 8],
+    },
     /// `edge_id(4) ip(4) prefix(1) observed heartbeat_secs(2)`.
     RegisterAck {
         /// The edge's id.
@@ -247,6 +260,11 @@ pub enum SealedMessage {
         /// The peer with its freshest candidates.
         peer: PeerInfo,
     },
+    /// `nonce(8)`.
+    PathChallenge {
+        /// Echo this in a PATH_RESPONSE.
+        nonce: [u8; 8],
+    },
 }
 
 fn read_peers(r: &mut Reader<'_>) -> Result<Vec<PeerInfo>, WireError> {
@@ -270,6 +288,7 @@ impl SealedMessage {
             Self::Unregister => SealedType::Unregister,
             Self::PunchRequest { .. } => SealedType::PunchRequest,
             Self::PeerSyncRequest => SealedType::PeerSyncRequest,
+            Self::PathResponse { .. } => SealedType::PathResponse,
             Self::RegisterAck { .. } => SealedType::RegisterAck,
             Self::RegisterNak { .. } => SealedType::RegisterNak,
             Self::HeartbeatAck { .. } => SealedType::HeartbeatAck,
@@ -277,6 +296,7 @@ impl SealedMessage {
             Self::PeerUpdate { .. } => SealedType::PeerUpdate,
             Self::PeerRemove { .. } => SealedType::PeerRemove,
             Self::Punch { .. } => SealedType::Punch,
+            Self::PathChallenge { .. } => SealedType::PathChallenge,
         }
     }
 
@@ -291,6 +311,7 @@ impl SealedMessage {
             SealedType::Unregister => Self::Unregister,
             SealedType::PunchRequest => Self::PunchRequest { peer: r.u32()? },
             SealedType::PeerSyncRequest => Self::PeerSyncRequest,
+            SealedType::PathResponse => Self::PathResponse { nonce: r.array()? },
             SealedType::RegisterAck => Self::RegisterAck {
                 edge_id: r.u32()?,
                 ip: r.ipv4()?,
@@ -331,6 +352,7 @@ impl SealedMessage {
             SealedType::Punch => Self::Punch {
                 peer: PeerInfo::read(&mut r)?,
             },
+            SealedType::PathChallenge => Self::PathChallenge { nonce: r.array()? },
             SealedType::Unknown(v) => return Err(WireError::UnknownType(v)),
         };
         r.finish()?;
@@ -378,6 +400,7 @@ impl SealedMessage {
                 }
             }
             Self::Punch { peer } => peer.write(&mut w),
+            Self::PathResponse { nonce } | Self::PathChallenge { nonce } => w.put(nonce),
         }
     }
 }

@@ -7,23 +7,41 @@ use std::path::Path;
 /// File name inside the state directory.
 pub const MACHINE_ID_FILE: &str = "machine-id";
 
+/// The identity key's file: the Ed25519 seed this machine's leases belong to. Losing it
+/// loses the leases (an operator can release them: `supernode release-lease`).
+pub const IDENTITY_FILE: &str = "identity";
+
 /// Loads or creates the machine id in `dir`. Edges starting at the same moment on one
 /// machine (several communities at boot) agree on one id: only one creates the file.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<[u8; 16]> {
-    let path = dir.join(MACHINE_ID_FILE);
-    let read = |path: &Path| -> anyhow::Result<[u8; 16]> {
+    load_or_create_secret(dir, MACHINE_ID_FILE, "a new MAC")
+}
+
+/// Loads or creates the identity key seed in `dir` (same guarantees as the machine id).
+pub fn identity(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    load_or_create_secret(dir, IDENTITY_FILE, "a new identity (and new leases)")
+}
+
+fn load_or_create_secret<const N: usize>(
+    dir: &Path,
+    file: &str,
+    fresh: &str,
+) -> anyhow::Result<[u8; N]> {
+    let path = dir.join(file);
+    let read = |path: &Path| -> anyhow::Result<[u8; N]> {
         let text = std::fs::read_to_string(path)?;
         parse(text.trim()).ok_or_else(|| {
             anyhow::anyhow!(
-                "{} is corrupt (want 32 hex digits); delete it to get a new MAC",
-                path.display()
+                "{} is corrupt (want {} hex digits); delete it to get {fresh}",
+                path.display(),
+                2 * N
             )
         })
     };
     if path.exists() {
         return read(&path);
     }
-    let id: [u8; 16] = os::random_bytes()?;
+    let id: [u8; N] = os::random_bytes()?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     if os::create_private_file(&path, format!("{hex}\n").as_bytes())? {
         Ok(id)
@@ -32,11 +50,11 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<[u8; 16]> {
     }
 }
 
-fn parse(t: &str) -> Option<[u8; 16]> {
-    if t.len() != 32 || !t.is_ascii() {
+fn parse<const N: usize>(t: &str) -> Option<[u8; N]> {
+    if t.len() != 2 * N || !t.is_ascii() {
         return None;
     }
-    let mut id = [0u8; 16];
+    let mut id = [0u8; N];
     for (i, b) in id.iter_mut().enumerate() {
         *b = u8::from_str_radix(t.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
@@ -84,6 +102,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = load_or_create(dir.path()).unwrap();
         assert_eq!(load_or_create(dir.path()).unwrap(), a);
+        let key = identity(dir.path()).unwrap();
+        assert_eq!(identity(dir.path()).unwrap(), key);
+        assert_ne!(key[..16], a[..], "two secrets, not one");
         std::fs::write(dir.path().join(MACHINE_ID_FILE), "zz").unwrap();
         assert!(
             load_or_create(dir.path())

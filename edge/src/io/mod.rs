@@ -18,6 +18,7 @@ use crate::proto::{Command, Edge, EdgeConfig, Event};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use n2n_common::crypto::kdf::{self, CommunityKeys, KdfParams};
+use n2n_common::crypto::signing::Signer;
 use n2n_common::rng::CoreRng;
 use n2n_common::types::{Candidate, CandidateKind};
 use std::future::Future;
@@ -84,6 +85,12 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         )
     })?;
     let mac = kdf::edge_mac(&machine_id, &s.community);
+    let identity = machine::identity(&s.state_dir).with_context(|| {
+        format!(
+            "cannot read or create the identity key in {}",
+            s.state_dir.display()
+        )
+    })?;
     let (community, pass) = (s.community.clone(), s.passphrase.clone());
     // Argon2id takes a moment and a few MiB: off the async threads.
     let keys = tokio::task::spawn_blocking(move || {
@@ -101,7 +108,8 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let sock = bind_udp(s.local_port, s.udp_buffer_size)?;
     let local = sock.local_addr()?;
     let first_sn = *r.supernodes.first().context("no supernode")?;
-    let mut cfg = EdgeConfig::new(&s.community, keys, mac, r.supernodes.clone());
+    let identity = Signer::from_seed(&identity);
+    let mut cfg = EdgeConfig::new(&s.community, keys, mac, identity, r.supernodes.clone());
     cfg.desc = s.edge_id.clone();
     cfg.pinned = r.pinned;
     if cfg.pinned.is_none() {
@@ -356,6 +364,10 @@ fn drain(
             Event::SupernodeRejected { reason } => tracing::error!(
                 %reason,
                 "supernode rejected; if its identity really changed, run `edge trust-supernode` (or set supernode_fingerprint)"
+            ),
+            Event::PeerRefused { reason } => tracing::warn!(
+                %reason,
+                "peer announcement refused (pinned identity keys are kept until the edge restarts)"
             ),
             Event::SupernodeLost => tracing::warn!(
                 "supernode stopped answering; direct paths keep working, re-registering"

@@ -2,6 +2,7 @@
 
 use n2n_common::crypto::CommunityKeys;
 use n2n_common::crypto::identity::Fingerprint;
+use n2n_common::crypto::signing::Signer;
 use n2n_common::types::{Candidate, Mac};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -13,8 +14,8 @@ pub struct EdgeConfig {
     pub community: String,
     /// Keys derived from the community passphrase.
     pub keys: CommunityKeys,
-    /// Prove the admission key to the supernode (restricted communities).
-    pub send_admission_proof: bool,
+    /// This machine's identity key: its leases belong to it, peers pin it.
+    pub identity: Signer,
     /// Description shown to peers (host name by default).
     pub desc: String,
     /// The TAP MAC (stable per machine and community).
@@ -56,11 +57,12 @@ impl EdgeConfig {
         community: &str,
         keys: CommunityKeys,
         mac: Mac,
+        identity: Signer,
         supernodes: Vec<SocketAddr>,
     ) -> Self {
         Self {
             community: community.to_string(),
-            send_admission_proof: keys.has_secret,
+            identity,
             keys,
             desc: String::new(),
             mac,

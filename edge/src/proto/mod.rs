@@ -8,6 +8,7 @@ pub mod forward;
 mod handshake;
 mod paths;
 mod peer;
+mod pins;
 pub mod receive;
 mod registration;
 
@@ -16,13 +17,12 @@ pub use peer::{MAX_KEYS, PairKey, Path, Peer};
 pub use receive::{MAX_MACS_PER_PEER, Note, RxAction, RxState};
 
 use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::crypto::kdf;
 use n2n_common::rng::CoreRng;
 use n2n_common::session::ControlSession;
 use n2n_common::stats::{self, DropCounters};
 use n2n_common::timer::TimerTable;
 use n2n_common::types::{Candidate, EdgeId, Mac, Transmit};
-use n2n_common::wire::messages::KeyAnnounce;
+use n2n_common::wire::messages::{Binding, KeyAnnounce};
 use n2n_common::wire::{self, Form};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -71,6 +71,11 @@ pub enum Event {
     },
     /// The supernode stopped answering heartbeats; direct paths keep working.
     SupernodeLost,
+    /// A peer's announcement contradicts an identity pinned before; it is ignored.
+    PeerRefused {
+        /// What it contradicts.
+        reason: String,
+    },
     /// A peer joined.
     PeerAdded {
         /// Its id.
@@ -177,6 +182,8 @@ pub struct Edge {
     sn: Option<SnSession>,
     /// Nonce of a hello sent to check whether the supernode restarted.
     check_nonce: Option<([u8; 16], Instant)>,
+    /// Supernodes already reported as speaking an older protocol version.
+    outdated: std::collections::BTreeSet<SocketAddr>,
     my_id: Option<EdgeId>,
     my_ip: Option<(Ipv4Addr, u8)>,
     observed: Option<SocketAddr>,
@@ -187,6 +194,8 @@ pub struct Edge {
     started: Instant,
     peers: BTreeMap<EdgeId, Peer>,
     departed: BTreeMap<EdgeId, Departed>,
+    /// Peers' identity keys, pinned to their id, MAC and IP at first sight.
+    pins: pins::Pins,
     sync_seen: Option<Vec<EdgeId>>,
     macs: BTreeMap<Mac, (EdgeId, Instant)>,
     last_sync_request: Option<Instant>,
@@ -235,6 +244,7 @@ impl Edge {
             phase: Phase::Refused,
             sn: None,
             check_nonce: None,
+            outdated: Default::default(),
             my_id: None,
             my_ip: None,
             observed: None,
@@ -243,6 +253,7 @@ impl Edge {
             started: now,
             peers: BTreeMap::new(),
             departed: BTreeMap::new(),
+            pins: Default::default(),
             sync_seen: None,
             macs: BTreeMap::new(),
             last_sync_request: None,
@@ -278,18 +289,22 @@ impl Edge {
         }
     }
 
+    /// Our announcement, bound to our id and address once we have them.
     fn announce(&self) -> KeyAnnounce {
-        let tag = kdf::key_tag(
+        let binding = Binding {
+            id: self.my_id.unwrap_or(0),
+            mac: self.config.mac,
+            ip: self.my_ip.map_or(Ipv4Addr::UNSPECIFIED, |(ip, _)| ip),
+            desc: &self.config.desc,
+            candidates: &self.config.candidates,
+        };
+        KeyAnnounce::new(
+            &self.config.identity,
             &self.config.keys.auth,
-            self.config.mac,
-            &self.key.public,
+            self.key.public,
             self.key.epoch,
-        );
-        KeyAnnounce {
-            public: self.key.public,
-            epoch: self.key.epoch,
-            tag,
-        }
+            &binding,
+        )
     }
 
     /// Our id, once registered.
@@ -372,7 +387,20 @@ impl Edge {
             Ok(Form::Plain) => self.handle_plain(now, from, bytes),
             Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
             Ok(Form::Data) => Err(stats::DropReason::Unexpected),
-            Err(e) => Err(e.drop_reason()),
+            Err(e) => {
+                if let wire::WireError::BadVersion(v) = e
+                    && v < wire::VERSION
+                    && self.outdated.insert(from)
+                {
+                    self.events.push_back(Event::SupernodeRejected {
+                        reason: format!(
+                            "the supernode at {from} speaks protocol v{v} (n2n-rs before 0.2); this edge speaks v{}: upgrade the supernode",
+                            wire::VERSION
+                        ),
+                    });
+                }
+                Err(e.drop_reason())
+            }
         };
         if let Err(reason) = result {
             self.stats.drops.count(reason);

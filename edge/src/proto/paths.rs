@@ -2,7 +2,6 @@
 //! candidate, keepalives, path re-validation and relay fallback.
 
 use super::{Edge, Event, Path, Peer};
-use n2n_common::crypto::kdf;
 use n2n_common::stats::DropReason;
 use n2n_common::types::{CandidateKind, EdgeId};
 use n2n_common::wire::messages::PeerInfo;
@@ -10,6 +9,14 @@ use n2n_common::wire::peer::PeerMessage;
 use n2n_common::wire::sealed::SealedMessage;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// True if `a` and `b` share the first `prefix` bits.
+pub(super) fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
+}
 
 /// Probes unanswered for this long are forgotten.
 const PROBE_TTL: Duration = Duration::from_secs(5);
@@ -23,15 +30,28 @@ impl Edge {
         if Some(info.id) == self.my_id {
             return;
         }
-        // The supernode relays key announcements but cannot forge them.
-        let tag = kdf::key_tag(
-            &self.config.keys.auth,
-            info.mac,
-            &info.key.public,
-            info.key.epoch,
-        );
-        if !kdf::ct_eq(&tag, &info.key.tag) {
+        // The supernode relays announcements but can neither forge one nor rebind one to
+        // another id, MAC, IP, name or candidate list.
+        if !info.key.valid_for(&self.config.keys.auth, &info.binding()) {
             self.stats.drops.count(DropReason::Auth);
+            return;
+        }
+        if !self
+            .my_ip
+            .is_some_and(|(ip, prefix)| same_subnet(ip, info.ip, prefix))
+            || info.ip == self.my_ip.map_or(info.ip, |(ip, _)| ip)
+        {
+            // Outside our community's subnet (or ours): never routed into the TAP or named
+            // in the hosts file.
+            self.stats.drops.count(DropReason::Unexpected);
+            return;
+        }
+        if let Err(why) = self
+            .pins
+            .admit(now, info.key.identity, info.id, info.mac, info.ip)
+        {
+            self.stats.drops.count(DropReason::Auth);
+            self.events.push_back(Event::PeerRefused { reason: why });
             return;
         }
         let id = info.id;
@@ -134,6 +154,7 @@ impl Edge {
             return;
         };
         self.macs.retain(|_, (p, _)| *p != id);
+        self.pins.departed(now, p.info.key.identity);
         self.events.push_back(Event::PeerRemoved { id });
         self.departed
             .retain(|_, d| now.saturating_duration_since(d.left) < super::DEPARTED_FOR);
@@ -189,7 +210,17 @@ impl Edge {
 
     fn probe_round(&mut self, now: Instant, id: EdgeId) {
         let sn = self.supernode();
-        let Some(p) = self.peers.get(&id) else { return };
+        let interval = self.config.probe_interval;
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        // A peer chooses its own candidates (and how often they change): rounds of probes to
+        // them come out of a budget, so no member can make us probe without end.
+        if !p.punch_budget.take(super::peer::PROBE_ROUNDS_PER_PEER, now) {
+            p.next_probe = now + interval;
+            self.stats.drops.count(DropReason::RateLimited);
+            return;
+        }
         let targets: Vec<SocketAddr> = p
             .candidates
             .keys()

@@ -11,6 +11,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Probe rounds to one peer's candidates: two whole punch attempts (10 s of rounds every
+/// 200 ms each) at once, then one round every 2 s.
+pub const PROBE_ROUNDS_PER_PEER: n2n_common::ratelimit::Rate =
+    n2n_common::ratelimit::Rate::new(0.5, 100.0);
+
 /// One pair session: the two keys of one handshake, shareable with packet workers (atomic
 /// counter, locked replay window). Never built twice from the same secrets.
 #[derive(Debug)]
@@ -194,6 +199,8 @@ pub struct Peer {
     pub next_punch_request: Instant,
     /// Current wait between failed punch attempts.
     pub punch_backoff: Duration,
+    /// Probe rounds left for punching to this peer (see [`PROBE_ROUNDS_PER_PEER`]).
+    pub punch_budget: n2n_common::ratelimit::TokenBucket,
     /// Last probe answer on the current direct path.
     pub last_ack: Option<Instant>,
     /// Last authenticated packet from the peer, any path.
@@ -233,6 +240,7 @@ impl Peer {
             next_probe: now,
             next_punch_request: now,
             punch_backoff: Duration::ZERO,
+            punch_budget: n2n_common::ratelimit::TokenBucket::new(PROBE_ROUNDS_PER_PEER, now),
             last_ack: None,
             last_rx: None,
             last_direct_rx: None,

@@ -15,7 +15,7 @@ use n2n_common::types::{EdgeId, Mac};
 use n2n_common::wire::data::{DataPacket, flags};
 use n2n_common::wire::handshake::HandshakeBody;
 use n2n_common::wire::peer::PeerMessage;
-use n2n_common::wire::{self, Form};
+use n2n_common::wire::{self, Form, WireError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -98,6 +98,12 @@ impl Forwarding {
         note: impl FnMut(Note),
     ) -> RxAction<'a> {
         match wire::classify(packet) {
+            // A supernode of an older version: the core says so once.
+            Err(WireError::BadVersion(v))
+                if v < wire::VERSION && self.supernodes.contains(&from) =>
+            {
+                RxAction::Supernode
+            }
             Err(e) => RxAction::Drop(e.drop_reason()),
             Ok(Form::Plain | Form::Sealed) if self.supernodes.contains(&from) => {
                 RxAction::Supernode
@@ -326,14 +332,20 @@ mod tests {
     fn control_forms_pass_only_from_a_supernode_address() {
         let now = Instant::now();
         let (me, mut st) = (view(1, now), RxState::default());
-        for first in [0x10u8, 0x11] {
+        for first in [0x20u8, 0x21] {
             assert_eq!(run(&me, &mut st, now, SN, &[first, 1, 2]).0, "Supernode");
             assert_eq!(
                 run(&me, &mut st, now, STRANGER, &[first, 1, 2]).0,
                 "Drop(NotFromSupernode)"
             );
         }
-        assert_eq!(run(&me, &mut st, now, SN, &[0x22]).0, "Drop(BadVersion)");
+        assert_eq!(run(&me, &mut st, now, SN, &[0x32]).0, "Drop(BadVersion)");
+        // An older supernode's datagram reaches the core, which names the version once.
+        assert_eq!(run(&me, &mut st, now, SN, &[0x10, 2]).0, "Supernode");
+        assert_eq!(
+            run(&me, &mut st, now, STRANGER, &[0x10, 2]).0,
+            "Drop(BadVersion)"
+        );
         assert_eq!(run(&me, &mut st, now, SN, &[]).0, "Drop(Malformed)");
     }
 
@@ -462,7 +474,7 @@ mod tests {
                 let pkt = match mode % 3 {
                     0 => body,
                     1 => sealed(&two, 1, (mode >> 2) & flags::PEER_CONTROL, &body),
-                    _ => [&[0x10 | (mode & 3)][..], &body].concat(),
+                    _ => [&[0x20 | (mode & 3)][..], &body].concat(),
                 };
                 let from = [SN, PEER_ADDR, STRANGER][usize::from(mode >> 4) % 3];
                 let t = now + Duration::from_millis(i as u64 * 100);

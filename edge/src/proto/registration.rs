@@ -22,6 +22,24 @@ const REGISTER_ATTEMPTS: u32 = 4;
 /// Wait before trying again after a refusal.
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
+/// True if `ip/prefix` is a host address of a subnet inside a private range.
+fn overlay_address_ok(ip: std::net::Ipv4Addr, prefix: u8) -> bool {
+    let private: [(u32, u8); 4] = [
+        (0x0a00_0000, 8),
+        (0xac10_0000, 12),
+        (0xc0a8_0000, 16),
+        (0x6440_0000, 10),
+    ];
+    let within = private
+        .iter()
+        .any(|&(net, len)| len <= prefix && super::paths::same_subnet(ip, net.into(), len));
+    let host = u32::from(ip) & !(u32::MAX << (32 - u32::from(prefix.clamp(8, 30))));
+    (8..=30).contains(&prefix)
+        && within
+        && host != 0
+        && host != !(u32::MAX << (32 - u32::from(prefix)))
+}
+
 fn backoff(attempts: u32) -> Duration {
     Duration::from_millis(500u64 << attempts.min(4)).min(Duration::from_secs(8))
 }
@@ -31,7 +49,17 @@ impl Edge {
         let nonce = self.rng.bytes();
         self.phase = Phase::Hello { nonce, attempts };
         if let Some(sn) = self.supernode() {
-            self.send(sn, PlainMessage::Hello { nonce }.emit());
+            let hello = PlainMessage::Hello { nonce }.emit();
+            if attempts >= 2 {
+                // Unanswered twice: maybe a protocol v1 supernode, which drops v2. Its answer to a
+                // v1 hello (same bytes, version 1) lets us say so instead of retrying blindly.
+                let mut v1 = hello.clone();
+                if let Some(b) = v1.first_mut() {
+                    *b = (1 << 4) | (*b & 0x0f);
+                }
+                self.send(sn, v1);
+            }
+            self.send(sn, hello);
         }
         self.timers.set(Timer::Hello, now + backoff(attempts));
     }
@@ -93,6 +121,14 @@ impl Edge {
             key: self.announce(),
         };
         self.seal_to_sn(id, &msg);
+    }
+
+    /// Seals `msg` to the supernode on our session: anything this member's edge can say.
+    /// The simulator's hostile member speaks through this; the supernode must hold anyway.
+    pub fn tell_supernode(&mut self, msg: &SealedMessage) {
+        if let Some(id) = self.my_id {
+            self.seal_to_sn(id, msg);
+        }
     }
 
     pub(super) fn seal_to_sn(&mut self, id: EdgeId, msg: &SealedMessage) {
@@ -210,24 +246,25 @@ impl Edge {
         let edge_key = PublicKey::from(&secret).to_bytes();
         let shared = secret.diffie_hellman(&PublicKey::from(sn_key));
         let (e2s, s2e) = kdf::session_keys(shared.as_bytes(), &edge_key, &sn_key);
-        let keys = &self.config.keys;
-        let body = RegisterBody {
+        let mut body = RegisterBody {
             community: self.config.community.clone(),
+            verifier: None,
             mac: self.config.mac,
             desc: self.config.desc.clone(),
             requested_ip: self.config.requested_ip.or(self.my_ip.map(|(ip, _)| ip)),
-            admission_proof: self.config.send_admission_proof.then(|| {
-                kdf::admission_proof(
-                    &keys.admission,
-                    &self.config.community,
-                    self.config.mac,
-                    &edge_key,
-                    &sn_key,
-                )
-            }),
+            identity: [0; 32],
             candidates: self.config.candidates.clone(),
             key: self.announce(),
+            identity_sig: [0; 64],
+            admission_sig: None,
         };
+        let admission = self.config.keys.admission_signer();
+        body.sign(
+            &self.config.identity,
+            admission.as_ref(),
+            &sn_key,
+            &edge_key,
+        );
         let mut datagram = PlainMessage::Register {
             sn_epoch,
             edge_key,
@@ -295,6 +332,19 @@ impl Edge {
                 if hdr.edge_id != edge_id {
                     return Err(DropReason::Malformed);
                 }
+                if !overlay_address_ok(ip, prefix) {
+                    // It would route a public range into the TAP (and name it in the hosts
+                    // file): refused, whatever the supernode says.
+                    self.phase = Phase::Refused;
+                    self.timers.cancel(Timer::Register);
+                    self.timers.set(Timer::Hello, now + REFUSED_RETRY);
+                    self.events.push_back(Event::RegistrationRefused {
+                        reason: format!(
+                            "the supernode assigned {ip}/{prefix}, not a host address in a private range (10/8, 172.16/12, 192.168/16, 100.64/10); refused"
+                        ),
+                    });
+                    return Err(DropReason::Unexpected);
+                }
                 let Phase::Register {
                     session, sn_epoch, ..
                 } = std::mem::replace(&mut self.phase, Phase::Up)
@@ -316,6 +366,9 @@ impl Edge {
                 self.stats.registrations += 1;
                 self.timers.cancel(Timer::Register);
                 self.timers.set(Timer::Heartbeat, now + heartbeat);
+                // Our announcement bound to the id and address just assigned: peers learn of
+                // us only with it.
+                self.send_heartbeat(now);
                 self.events.push_back(Event::Registered {
                     edge_id,
                     ip,
@@ -366,6 +419,12 @@ impl Edge {
                 }
             }
             SealedMessage::Punch { peer } => self.upsert_peer(now, peer, true),
+            SealedMessage::PathChallenge { nonce } => {
+                // It came to the address we now send from: proving that moves our endpoint.
+                if let Some(id) = self.my_id {
+                    self.seal_to_sn(id, &SealedMessage::PathResponse { nonce });
+                }
+            }
             _ => return Err(DropReason::Unexpected),
         }
         Ok(())

@@ -70,6 +70,7 @@ pub fn render(sn: &Supernode, info: &DaemonInfo) -> String {
         ("handshakes_per_source", hits.handshakes),
         ("relay_pps_per_edge", hits.relay),
         ("punches_per_edge", hits.punches),
+        ("peer_syncs_per_edge", hits.peer_syncs),
         ("max_edges_per_community", hits.community_full),
         ("new_communities_per_hour", hits.new_communities),
     ] {

@@ -4,7 +4,7 @@
 mod metrics;
 mod views;
 
-pub use views::{DaemonInfo, answer};
+pub use views::{DaemonInfo, answer, lease};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -30,6 +30,13 @@ pub enum Query {
     Metrics,
     /// Status, communities and every community's edges at once (the web page's data).
     Overview,
+    /// Free a lease from its identity key (`supernode release-lease`; needs the API token).
+    ReleaseLease {
+        /// Community key, as `/communities` lists it.
+        community: String,
+        /// The lease's MAC.
+        mac: n2n_common::types::Mac,
+    },
 }
 
 /// The loop's answer.
@@ -44,10 +51,40 @@ pub enum Answer {
 /// A query with the channel for its answer.
 pub type ApiRequest = (Query, oneshot::Sender<Answer>);
 
-/// Builds the router; `tx` reaches the event loop. (No Host check: on a server it sits behind
-/// reverse proxies that pass their own Host, and no browser there rebinds names.)
-pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+/// The header that carries the API token (from `STATE_DIR/api-token`) on changing requests.
+pub const TOKEN_HEADER: &str = "x-n2n-token";
+
+/// Builds the router; `tx` reaches the event loop. Requests that change state need `token`.
+/// (No Host check: on a server it sits behind reverse proxies that pass their own Host, and
+/// no browser there rebinds names.)
+pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
+    let token: std::sync::Arc<str> = token.into();
     Router::new()
+        .route(
+            "/leases/{community}/{mac}/release",
+            axum::routing::post(
+                move |s: State<mpsc::Sender<ApiRequest>>,
+                      headers: axum::http::HeaderMap,
+                      Path((community, mac)): Path<(String, String)>| {
+                    let token = token.clone();
+                    async move {
+                        let given = headers.get(TOKEN_HEADER).map(|v| v.as_bytes());
+                        if !given.is_some_and(|g| {
+                            n2n_common::crypto::kdf::ct_eq(g, token.as_bytes())
+                        }) {
+                            return error(
+                                StatusCode::FORBIDDEN,
+                                "this needs the token in STATE_DIR/api-token (supernode release-lease reads it)",
+                            );
+                        }
+                        match mac.parse() {
+                            Ok(mac) => ask(s, Query::ReleaseLease { community, mac }).await,
+                            Err(e) => error(StatusCode::BAD_REQUEST, &format!("mac: {e}")),
+                        }
+                    }
+                },
+            ),
+        )
         .route(
             "/status",
             get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Status)),

@@ -16,9 +16,13 @@ pub struct DaemonInfo {
     pub store_errors: u64,
 }
 
-/// Answers one query.
-pub fn answer(q: &Query, sn: &Supernode, info: &DaemonInfo, now: Instant) -> Answer {
+/// Answers one query (the only one that changes the core is [`Query::ReleaseLease`]).
+pub fn answer(q: &Query, sn: &mut Supernode, info: &DaemonInfo, now: Instant) -> Answer {
     match q {
+        Query::ReleaseLease { community, mac } => match sn.release_lease(community, *mac) {
+            Ok(l) => Answer::Json(StatusCode::OK, lease(&l, false)),
+            Err(e) => Answer::Json(StatusCode::NOT_FOUND, json!({ "error": e })),
+        },
         Query::Status => Answer::Json(StatusCode::OK, status(sn, info, now)),
         Query::Communities => Answer::Json(StatusCode::OK, communities(sn)),
         Query::CommunityEdges(name) => match sn.communities().get(name) {
@@ -69,6 +73,7 @@ fn status(sn: &Supernode, info: &DaemonInfo, now: Instant) -> Value {
             "handshakes_per_source": st.limit_hits.handshakes,
             "relay_pps_per_edge": st.limit_hits.relay,
             "punches_per_edge": st.limit_hits.punches,
+            "peer_syncs_per_edge": st.limit_hits.peer_syncs,
             "max_edges_per_community": st.limit_hits.community_full,
             "new_communities_per_hour": st.limit_hits.new_communities,
         },
@@ -83,7 +88,7 @@ fn communities(sn: &Supernode) -> Value {
             json!({
                 "name": c.name,
                 "subnet": format!("{}/{}", c.subnet, c.prefix),
-                "open": c.policy.admission_key.is_none(),
+                "open": c.verifier.is_none() && c.policy.verifiers.is_empty(),
                 "edges": c.members.len(),
                 "leases": c.leases.len(),
             })
@@ -127,17 +132,21 @@ fn leases(sn: &Supernode) -> Value {
         .communities()
         .values()
         .flat_map(|c| c.leases.values())
-        .map(|l| {
-            json!({
-                "community": l.community,
-                "mac": l.mac.to_string(),
-                "ip": l.ip.to_string(),
-                "edge_id": l.edge_id,
-                "desc": l.desc,
-                "last_seen_unix": l.last_seen_unix,
-                "online": online.contains(&l.edge_id),
-            })
-        })
+        .map(|l| lease(l, online.contains(&l.edge_id)))
         .collect();
     Value::Array(list)
+}
+
+/// One lease as the API shows it.
+pub fn lease(l: &crate::proto::Lease, online: bool) -> Value {
+    json!({
+        "community": l.community,
+        "mac": l.mac.to_string(),
+        "ip": l.ip.to_string(),
+        "edge_id": l.edge_id,
+        "desc": l.desc,
+        "identity": l.identity.map(|k| n2n_common::config::HexKey(k).to_string()),
+        "last_seen_unix": l.last_seen_unix,
+        "online": online,
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod store;
+pub mod token;
 mod udp;
 
 use crate::api::{self, ApiRequest};
@@ -113,7 +114,7 @@ pub async fn serve(
     let api_task = match api {
         Some(listener) => {
             tracing::info!(api = %listener.local_addr()?, "HTTP API listening");
-            let app = api::router(api_tx);
+            let app = api::router(api_tx, token::load_or_create(dir)?);
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -148,7 +149,7 @@ pub async fn serve(
             }
             _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
             Some((q, reply)) = api_rx.recv() => {
-                let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
+                let _ = reply.send(api::answer(&q, &mut core, &info, Instant::now()));
             }
             Some(new) = reloads.recv() => {
                 for key in new.restart_only_changes(&settings) {
@@ -230,6 +231,9 @@ fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
             };
             tracing::info!(id, %community, why, "edge removed");
         }
+        Event::OutdatedPeer { from, version } => {
+            tracing::warn!(%from, version, "an edge speaks protocol v{version} (n2n-rs before 0.2): this supernode speaks v{} only; upgrade the edge", n2n_common::wire::VERSION)
+        }
         Event::RegistrationRefused {
             community,
             from,
@@ -242,6 +246,9 @@ fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
         }
         Event::CommunityRemoved { name, subnet } => {
             tracing::info!(community = %name, %subnet, "open community unused for open_community_idle: removed, its subnet is free again")
+        }
+        Event::CommunityRenamed { from, to } => {
+            tracing::info!(%from, to = %to.name, "community moved with its subnet and leases (verifiers configured, or upgraded from protocol v1)")
         }
         Event::LeaseGranted(_) | Event::LeaseReclaimed { .. } => {}
     }

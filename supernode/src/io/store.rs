@@ -1,6 +1,7 @@
 //! The lease store: SQLite (WAL) through sqlx, migrations embedded in the binary.
 
 use crate::proto::{CommunityRecord, Event, Lease, PersistedState};
+use n2n_common::config::HexKey;
 use n2n_common::types::Mac;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -34,38 +35,49 @@ impl Store {
     /// Loads communities and leases; rows that do not parse are skipped and reported.
     pub async fn load(&self) -> anyhow::Result<PersistedState> {
         let mut state = PersistedState::default();
-        for row in sqlx::query("SELECT name, subnet, prefix FROM communities")
+        for row in sqlx::query("SELECT name, subnet, prefix, verifier FROM communities")
             .fetch_all(&self.pool)
             .await?
         {
             let (name, subnet, prefix): (String, String, i64) =
                 (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            match (subnet.parse(), u8::try_from(prefix)) {
-                (Ok(subnet), Ok(prefix)) => state.communities.push(CommunityRecord {
+            let verifier = key_column(row.try_get(3)?);
+            match (subnet.parse(), u8::try_from(prefix), verifier) {
+                (Ok(subnet), Ok(prefix), Ok(verifier)) => state.communities.push(CommunityRecord {
                     name,
                     subnet,
                     prefix,
+                    verifier,
                 }),
                 _ => {
                     tracing::warn!(community = %name, "skipping a community row that does not parse")
                 }
             }
         }
-        let rows = sqlx::query("SELECT community, mac, ip, edge_id, descr, last_seen FROM leases")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT community, mac, ip, edge_id, descr, last_seen, identity FROM leases",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         for row in rows {
             let community: String = row.try_get(0)?;
             let (mac, ip): (String, String) = (row.try_get(1)?, row.try_get(2)?);
             let (edge_id, desc, last_seen): (i64, String, i64) =
                 (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
-            match (Mac::from_str(&mac), ip.parse(), u32::try_from(edge_id)) {
-                (Ok(mac), Ok(ip), Ok(edge_id)) => state.leases.push(Lease {
+            let identity = key_column(row.try_get(6)?);
+            match (
+                Mac::from_str(&mac),
+                ip.parse(),
+                u32::try_from(edge_id),
+                identity,
+            ) {
+                (Ok(mac), Ok(ip), Ok(edge_id), Ok(identity)) => state.leases.push(Lease {
                     community,
                     mac,
                     ip,
                     edge_id,
                     desc,
+                    identity,
                     last_seen_unix: u64::try_from(last_seen).unwrap_or(0),
                 }),
                 _ => tracing::warn!(%community, %mac, "skipping a lease row that does not parse"),
@@ -81,6 +93,7 @@ impl Store {
                 e,
                 Event::CommunityCreated(_)
                     | Event::CommunityRemoved { .. }
+                    | Event::CommunityRenamed { .. }
                     | Event::LeaseGranted(_)
                     | Event::LeaseReclaimed { .. }
             )
@@ -91,10 +104,11 @@ impl Store {
         for e in events {
             match e {
                 Event::CommunityCreated(c) => {
-                    sqlx::query("INSERT OR REPLACE INTO communities (name, subnet, prefix) VALUES (?, ?, ?)")
+                    sqlx::query("INSERT OR REPLACE INTO communities (name, subnet, prefix, verifier) VALUES (?, ?, ?, ?)")
                         .bind(&c.name)
                         .bind(c.subnet.to_string())
                         .bind(i64::from(c.prefix))
+                        .bind(c.verifier.map(|v| HexKey(v).to_string()))
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -108,6 +122,19 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                Event::CommunityRenamed { from, to } => {
+                    sqlx::query("UPDATE communities SET name = ?, verifier = ? WHERE name = ?")
+                        .bind(&to.name)
+                        .bind(to.verifier.map(|v| HexKey(v).to_string()))
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE leases SET community = ? WHERE community = ?")
+                        .bind(&to.name)
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 Event::LeaseReclaimed { community, mac } => {
                     sqlx::query("DELETE FROM leases WHERE community = ? AND mac = ?")
                         .bind(community)
@@ -117,9 +144,9 @@ impl Store {
                 }
                 Event::LeaseGranted(l) => {
                     sqlx::query(
-                        "INSERT INTO leases (community, mac, ip, edge_id, descr, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+                        "INSERT INTO leases (community, mac, ip, edge_id, descr, last_seen, identity) VALUES (?, ?, ?, ?, ?, ?, ?)
                          ON CONFLICT (community, mac) DO UPDATE SET ip = excluded.ip, edge_id = excluded.edge_id,
-                         descr = excluded.descr, last_seen = excluded.last_seen",
+                         descr = excluded.descr, last_seen = excluded.last_seen, identity = excluded.identity",
                     )
                     .bind(&l.community)
                     .bind(l.mac.to_string())
@@ -127,6 +154,7 @@ impl Store {
                     .bind(i64::from(l.edge_id))
                     .bind(&l.desc)
                     .bind(i64::try_from(l.last_seen_unix).unwrap_or(i64::MAX))
+                    .bind(l.identity.map(|v| HexKey(v).to_string()))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -146,6 +174,11 @@ impl Store {
     }
 }
 
+/// A nullable key column (64 hex digits).
+fn key_column(text: Option<String>) -> Result<Option<[u8; 32]>, String> {
+    text.map(|t| t.parse::<HexKey>().map(|k| k.0)).transpose()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -159,6 +192,7 @@ mod tests {
             ip: Ipv4Addr::new(10, 128, 0, last),
             edge_id: u32::from(last),
             desc: format!("e{last}"),
+            identity: (last != 2).then_some([last; 32]),
             last_seen_unix: 1_700_000_000,
         }
     }
@@ -171,6 +205,7 @@ mod tests {
             name: name.into(),
             subnet: Ipv4Addr::new(10, 128, third, 0),
             prefix: 24,
+            verifier: Some([third; 32]),
         };
         store
             .apply(&[

@@ -18,8 +18,39 @@ pub struct Lease {
     pub edge_id: EdgeId,
     /// The edge's last description.
     pub desc: String,
+    /// The identity key the lease belongs to: only a registration signed by it gets this
+    /// lease. None for a lease from protocol v1 or released by the operator (the next member
+    /// to register with its MAC claims it).
+    pub identity: Option<[u8; 32]>,
     /// Unix seconds when the edge was last registered or heard from.
     pub last_seen_unix: u64,
+}
+
+/// Separates a community's name from its verifier in the key a closed community is kept
+/// under (names may not contain it).
+pub const VERIFIER_SEPARATOR: char = '~';
+
+/// The key a community is kept under: the bare name for an open community and for one whose
+/// verifiers the operator configured, else `name~` and the verifier's first 8 bytes in hex,
+/// so groups that chose one name with different passphrases are different communities and
+/// nobody can squat a name. (The full verifier is checked at every registration.)
+pub fn community_key(
+    name: &str,
+    verifier: Option<&[u8; 32]>,
+    policy: Option<&CommunityPolicy>,
+) -> String {
+    match verifier {
+        Some(v) if policy.is_none_or(|p| p.verifiers.is_empty()) => {
+            let hex: String = v[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{name}{VERIFIER_SEPARATOR}{hex}")
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// The community name in a community key (what configured policies are looked up by).
+pub fn base_name(key: &str) -> &str {
+    key.split_once(VERIFIER_SEPARATOR).map_or(key, |(n, _)| n)
 }
 
 /// A community's subnet; persisted by the shell so subnets stay put across restarts.
@@ -31,6 +62,8 @@ pub struct CommunityRecord {
     pub subnet: Ipv4Addr,
     /// Prefix length.
     pub prefix: u8,
+    /// The verifier of a closed community kept under `name~…` (see [`community_key`]).
+    pub verifier: Option<[u8; 32]>,
 }
 
 /// Why no address could be granted.
@@ -51,6 +84,8 @@ pub struct Community {
     pub prefix: u8,
     /// Admission and limits.
     pub policy: CommunityPolicy,
+    /// The verifier every member proves (None: open, or configured verifiers in `policy`).
+    pub verifier: Option<[u8; 32]>,
     /// Leases by MAC.
     pub leases: BTreeMap<Mac, Lease>,
     ip_owner: BTreeMap<Ipv4Addr, Mac>,
@@ -81,6 +116,7 @@ impl Community {
             subnet: record.subnet,
             prefix: record.prefix,
             policy,
+            verifier: record.verifier,
             leases: BTreeMap::new(),
             ip_owner: BTreeMap::new(),
             members: BTreeSet::new(),
@@ -93,6 +129,7 @@ impl Community {
             name: self.name.clone(),
             subnet: self.subnet,
             prefix: self.prefix,
+            verifier: self.verifier,
         }
     }
 
@@ -193,6 +230,7 @@ mod tests {
                 name: "c".into(),
                 subnet: Ipv4Addr::new(10, 0, 0, 0),
                 prefix: 30,
+                verifier: None,
             },
             CommunityPolicy::default(),
         )
@@ -205,6 +243,7 @@ mod tests {
             ip,
             edge_id: mac.into(),
             desc: String::new(),
+            identity: None,
             last_seen_unix: seen,
         }
     }

@@ -8,9 +8,11 @@ use std::time::Duration;
 /// Policy of one configured community.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommunityPolicy {
-    /// When set, edges must prove this admission key (derived from the community passphrase;
-    /// it does not reveal the data key).
-    pub admission_key: Option<[u8; 32]>,
+    /// When not empty, only edges that sign with the admission key of one of these verifiers
+    /// (from the community passphrase; they do not reveal the data key) may use this name,
+    /// and the community is kept under its bare name whichever of them an edge proves (a
+    /// passphrase change lists the new verifier and the old one while members move).
+    pub verifiers: Vec<[u8; 32]>,
     /// Subnet override (network address, prefix length).
     pub subnet: Option<(Ipv4Addr, u8)>,
     /// Cap on registered edges (overrides the global cap).

@@ -2,6 +2,7 @@
 //! and distribution of peer information.
 
 use super::{RemoveReason, Supernode};
+use n2n_common::crypto::kdf;
 use n2n_common::stats::DropReason;
 use n2n_common::types::EdgeId;
 use n2n_common::wire::messages::PeerInfo;
@@ -34,15 +35,46 @@ impl Supernode {
         };
         let msg = rec.session.open(&hdr, bytes)?;
         rec.last_seen = now;
-        let moved = rec.endpoint != from;
-        rec.endpoint = from;
         let id = rec.id;
-        let mut changed = moved;
+        let mut changed = false;
+        if rec.endpoint != from {
+            // Authenticated, but maybe a fresh message an on-path attacker withheld and sent
+            // from elsewhere: the endpoint moves only once the new address proves it receives.
+            if let SealedMessage::PathResponse { nonce } = &msg
+                && rec
+                    .challenge
+                    .is_some_and(|(addr, n, _)| addr == from && kdf::ct_eq(&n, nonce))
+            {
+                rec.endpoint = from;
+                rec.challenge = None;
+                changed = true;
+            } else if rec.challenge.is_none_or(|(addr, _, at)| {
+                addr != from || now.saturating_duration_since(at) >= super::CHALLENGE_EVERY
+            }) {
+                let nonce = self.rng.bytes();
+                rec.challenge = Some((from, nonce, now));
+                let dgram = rec
+                    .session
+                    .seal(id, &SealedMessage::PathChallenge { nonce });
+                self.send(from, dgram);
+            }
+        }
+        let Some(rec) = self.edges.get_mut(&id) else {
+            return Ok(());
+        };
         match msg {
             SealedMessage::Heartbeat { candidates, key } => {
-                changed |= rec.candidates != candidates || rec.key != key;
-                rec.candidates = candidates;
-                rec.key = key;
+                if rec.candidates != candidates || rec.key != key {
+                    // What peers will be told must be what the edge signed.
+                    if rec.announcement_ok(&key, &candidates) {
+                        rec.candidates = candidates;
+                        rec.key = key;
+                        rec.bound = true;
+                        changed = true;
+                    } else {
+                        self.stats.drops.count(DropReason::Auth);
+                    }
+                }
                 let ack = rec
                     .session
                     .seal(id, &SealedMessage::HeartbeatAck { observed: from });
@@ -60,10 +92,17 @@ impl Supernode {
                 }
                 self.coordinate_punch(id, peer)?;
             }
-            SealedMessage::PeerSyncRequest => self.send_peer_list(id),
+            SealedMessage::PeerSyncRequest => {
+                if !rec.sync_bucket.take(super::PEER_SYNCS_PER_EDGE, now) {
+                    self.stats.limit_hits.peer_syncs += 1;
+                    return Err(DropReason::RateLimited);
+                }
+                self.send_peer_list(id);
+            }
+            SealedMessage::PathResponse { .. } => {}
             _ => return Err(DropReason::Unexpected),
         }
-        if changed && let Some(rec) = self.edges.get(&id) {
+        if changed && let Some(rec) = self.edges.get(&id).filter(|r| r.bound) {
             let (community, info) = (rec.community.clone(), rec.peer_info());
             self.broadcast(
                 &community,
@@ -82,11 +121,21 @@ impl Supernode {
         if ra.community != rb.community || a == b {
             return Err(DropReason::WrongCommunity);
         }
+        if !(ra.bound && rb.bound) {
+            return Err(DropReason::NoRoute);
+        }
         let (info_a, info_b) = (ra.peer_info(), rb.peer_info());
         self.seal_to(a, &SealedMessage::Punch { peer: info_b });
         self.seal_to(b, &SealedMessage::Punch { peer: info_a });
         self.stats.punches += 1;
         Ok(())
+    }
+
+    /// Seals `msg` to edge `id` on its session: anything a supernode (or a hostile operator)
+    /// can say to an edge. The simulator's hostile supernode speaks through this; what the
+    /// edges accept from it is the protocol's business.
+    pub fn say(&mut self, id: EdgeId, msg: &SealedMessage) {
+        self.seal_to(id, msg);
     }
 
     /// Seals `msg` on edge `id`'s session and queues it to its endpoint.
@@ -132,6 +181,7 @@ impl Supernode {
                     .iter()
                     .filter(|m| **m != id)
                     .filter_map(|m| self.edges.get(m))
+                    .filter(|e| e.bound)
                     .map(|e| e.peer_info())
                     .collect()
             })

@@ -3,7 +3,7 @@
 use n2n_common::ratelimit::TokenBucket;
 use n2n_common::session::ControlSession;
 use n2n_common::types::{Candidate, EdgeId, Mac};
-use n2n_common::wire::messages::{KeyAnnounce, PeerInfo};
+use n2n_common::wire::messages::{Binding, KeyAnnounce, PeerInfo};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -26,6 +26,11 @@ pub struct EdgeRecord {
     pub candidates: Vec<Candidate>,
     /// Its data-plane key.
     pub key: KeyAnnounce,
+    /// The identity key it registered with (its lease belongs to it).
+    pub identity: [u8; 32],
+    /// True once `key` is signed for what peers are told (id, MAC, IP, name, candidates):
+    /// only then is the edge listed to its peers.
+    pub bound: bool,
     /// When it was last heard from (authenticated).
     pub last_seen: Instant,
     /// When it registered.
@@ -39,9 +44,26 @@ pub struct EdgeRecord {
     pub(super) edge_key: [u8; 32],
     pub(super) relay_bucket: TokenBucket,
     pub(super) punch_bucket: TokenBucket,
+    pub(super) sync_bucket: TokenBucket,
+    /// An address authenticated control came from that is not yet proven to receive: the
+    /// nonce sent there and when.
+    pub(super) challenge: Option<(SocketAddr, [u8; 8], Instant)>,
 }
 
 impl EdgeRecord {
+    /// True if `key` is this edge's identity's announcement bound to its id, MAC, IP, name
+    /// and `candidates`.
+    pub fn announcement_ok(&self, key: &KeyAnnounce, candidates: &[Candidate]) -> bool {
+        let binding = Binding {
+            id: self.id,
+            mac: self.mac,
+            ip: self.ip,
+            desc: &self.desc,
+            candidates,
+        };
+        key.identity == self.identity && key.signed_for(&binding)
+    }
+
     /// How peers see this edge.
     pub fn peer_info(&self) -> PeerInfo {
         PeerInfo {

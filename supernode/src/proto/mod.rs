@@ -8,7 +8,9 @@ mod edge;
 mod register;
 mod relay;
 
-pub use community::{AllocError, Community, CommunityRecord, Lease};
+pub use community::{
+    AllocError, Community, CommunityRecord, Lease, VERIFIER_SEPARATOR, base_name, community_key,
+};
 pub use config::{CommunityPolicy, Limits, SupernodeConfig};
 pub use edge::EdgeRecord;
 
@@ -61,6 +63,14 @@ pub enum Event {
         /// Its subnet, free again.
         subnet: Ipv4Addr,
     },
+    /// A community moved to another key with its subnet and leases (configured verifiers, or
+    /// the upgrade from protocol v1); rename it and its leases.
+    CommunityRenamed {
+        /// Its old key.
+        from: String,
+        /// Its new record.
+        to: CommunityRecord,
+    },
     /// A lease was reclaimed for another MAC; delete it.
     LeaseReclaimed {
         /// Community.
@@ -89,6 +99,14 @@ pub enum Event {
         community: String,
         /// Why.
         reason: RemoveReason,
+    },
+    /// A datagram of an older protocol version arrived (at most one such event a minute):
+    /// an edge from before n2n-rs 0.2 is trying to connect and needs an upgrade.
+    OutdatedPeer {
+        /// Its source.
+        from: SocketAddr,
+        /// The version it speaks.
+        version: u8,
     },
     /// A registration was refused.
     RegistrationRefused {
@@ -129,6 +147,8 @@ pub struct LimitHits {
     pub relay: u64,
     /// Punch requests over the per-edge rate.
     pub punches: u64,
+    /// Peer list requests over the per-edge rate.
+    pub peer_syncs: u64,
     /// Registrations refused because the community was full.
     pub community_full: u64,
     /// Open communities refused because their source (IPv4 address, IPv6 /48) created too
@@ -164,6 +184,14 @@ enum Timer {
 
 /// Length of one cookie validity bucket.
 const COOKIE_BUCKET: Duration = Duration::from_secs(30);
+/// Full peer lists one edge may ask for (PEER_SYNC_REQUEST): a burst of 3, then one per 5 s
+/// (what an edge asks for at most).
+pub(crate) const PEER_SYNCS_PER_EDGE: n2n_common::ratelimit::Rate =
+    n2n_common::ratelimit::Rate::new(0.2, 3.0);
+/// A new address is challenged at most this often per edge.
+const CHALLENGE_EVERY: Duration = Duration::from_secs(1);
+/// At most one [`Event::OutdatedPeer`] this often (spoofed floods must not flood the log).
+const OUTDATED_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The supernode core.
 pub struct Supernode {
@@ -186,6 +214,9 @@ pub struct Supernode {
     /// Edge session keys of REGISTERs accepted while their cookies can still be valid, with
     /// the id they registered (0: refused): a key is never given a second session.
     used_register_keys: BTreeMap<[u8; 32], (EdgeId, Instant)>,
+    last_outdated: Option<Instant>,
+    /// Path challenge nonces.
+    rng: CoreRng,
     new_communities: KeyedLimiter<IpAddr>,
     unknown_replies: TokenBucket,
     transmits: VecDeque<Transmit>,
@@ -221,6 +252,8 @@ impl Supernode {
             ),
             unknown_replies: TokenBucket::new(limits.unknown_session_replies, now),
             used_register_keys: BTreeMap::new(),
+            last_outdated: None,
+            rng,
             config,
             identity,
             signature,
@@ -305,7 +338,18 @@ impl Supernode {
             Ok(Form::Plain) => self.handle_plain(now, from, bytes),
             Ok(Form::Sealed) => self.handle_sealed(now, from, bytes),
             Ok(Form::Data) => self.handle_relay(now, from, bytes),
-            Err(e) => Err(e.drop_reason()),
+            Err(e) => {
+                if let wire::WireError::BadVersion(version) = e
+                    && version < wire::VERSION
+                    && self
+                        .last_outdated
+                        .is_none_or(|t| now.saturating_duration_since(t) >= OUTDATED_LOG_EVERY)
+                {
+                    self.last_outdated = Some(now);
+                    self.events.push_back(Event::OutdatedPeer { from, version });
+                }
+                Err(e.drop_reason())
+            }
         };
         if let Err(reason) = result {
             self.stats.drops.count(reason);
@@ -374,9 +418,10 @@ impl Supernode {
         };
         let mut readmit = Vec::new();
         for c in self.communities.values_mut() {
-            let policy = config.communities.get(&c.name).cloned().unwrap_or_default();
-            let admission_changed = policy.admission_key != c.policy.admission_key
-                || served(&self.config, &c.name) != served(&config, &c.name);
+            let name = base_name(&c.name);
+            let policy = config.communities.get(name).cloned().unwrap_or_default();
+            let admission_changed = policy.verifiers != c.policy.verifiers
+                || served(&self.config, name) != served(&config, name);
             if admission_changed {
                 readmit.extend(c.members.iter().copied());
             }
@@ -414,7 +459,7 @@ impl Supernode {
         let gone: Vec<(String, Ipv4Addr)> = self
             .communities
             .values()
-            .filter(|c| c.members.is_empty() && !configured.contains_key(&c.name))
+            .filter(|c| c.members.is_empty() && !configured.contains_key(base_name(&c.name)))
             .filter(|c| c.last_seen_unix().max(started) <= cutoff)
             .map(|c| (c.name.clone(), c.subnet))
             .collect();
@@ -424,6 +469,28 @@ impl Supernode {
             self.events
                 .push_back(Event::CommunityRemoved { name, subnet });
         }
+    }
+
+    /// Frees the lease of `mac` in `community` from its identity key, for a member that lost
+    /// its key: the next registration with that MAC (and a valid admission) claims the
+    /// lease, its address and its edge id. An edge online with that MAC is dropped, so it
+    /// has to register again like everyone else. Returns the released lease.
+    pub fn release_lease(&mut self, community: &str, mac: Mac) -> Result<Lease, String> {
+        let c = self
+            .communities
+            .get_mut(community)
+            .ok_or_else(|| format!("no community {community:?} (see GET /communities)"))?;
+        let lease = c
+            .leases
+            .get_mut(&mac)
+            .ok_or_else(|| format!("no lease for {mac} in community {community:?}"))?;
+        lease.identity = None;
+        let lease = lease.clone();
+        self.events.push_back(Event::LeaseGranted(lease.clone()));
+        if self.edges.contains_key(&lease.edge_id) {
+            self.remove_edge(lease.edge_id, RemoveReason::Readmit);
+        }
+        Ok(lease)
     }
 
     fn remove_edge(&mut self, id: EdgeId, reason: RemoveReason) {

@@ -1,7 +1,8 @@
 //! The hello exchange and registration: admission, leases, the ack and the peer list.
 
 use super::{
-    CommunityRecord, EdgeRecord, Event, Lease, Supernode, community, site_key, source_key,
+    CommunityRecord, EdgeRecord, Event, Lease, Supernode, VERIFIER_SEPARATOR, base_name, community,
+    community_key, site_key, source_key,
 };
 use n2n_common::crypto::aead::SessionKey;
 use n2n_common::crypto::kdf;
@@ -183,26 +184,19 @@ impl Supernode {
         s2e: &[u8; 32],
     ) -> Result<EdgeId, DropReason> {
         let mut session = ControlSession::new(Role::Supernode, e2s, s2e);
-        let name = body.community.clone();
-
-        let policy = self.config.communities.get(&name).cloned();
-        if policy.is_none() && !self.config.allow_open {
-            let reason = format!("community {name:?} is not served by this supernode");
-            return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
+        let requested = body.community.clone();
+        if !body.signatures_valid(&self.public, &edge_key) {
+            // Not a wrong passphrase (that names another verifier): a forged or broken body.
+            return Err(DropReason::Auth);
         }
-        let open = policy.as_ref().is_none_or(|p| p.admission_key.is_none());
-        if let Some(key) = policy.as_ref().and_then(|p| p.admission_key) {
-            let expected = kdf::admission_proof(&key, &name, body.mac, &edge_key, &self.public);
-            if !body
-                .admission_proof
-                .is_some_and(|p| kdf::ct_eq(&p, &expected))
-            {
-                let reason = format!(
-                    "admission to community {name:?} refused: wrong or missing community secret"
-                );
-                return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
+        let name = match self.admission(&body) {
+            Ok(name) => name,
+            Err((code, reason)) => {
+                return self.refuse(from, &mut session, &requested, code, reason);
             }
-        }
+        };
+        let policy = self.config.communities.get(&requested).cloned();
+        let open = body.verifier.is_none();
         let new_open = policy.is_none() && !self.communities.contains_key(&name);
         if new_open && !self.new_communities.allow(&site_key(from.ip()), now) {
             self.stats.limit_hits.new_communities += 1;
@@ -211,7 +205,7 @@ impl Supernode {
                     .to_string();
             return self.refuse(from, &mut session, &name, NakCode::RateLimited, reason);
         }
-        if !self.ensure_community(&name) {
+        if !self.ensure_community(&name, body.verifier) {
             let reason = "no free subnet left for a new community".to_string();
             return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
         }
@@ -219,6 +213,15 @@ impl Supernode {
         let Some(c) = self.communities.get(&name) else {
             return Err(DropReason::Unexpected);
         };
+        if let Some(l) = c.leases.get(&body.mac)
+            && l.identity.is_some_and(|owner| owner != body.identity)
+        {
+            let reason = format!(
+                "MAC {} is leased to another member's identity key in community {name:?} (if this machine lost its identity key, the operator can run 'supernode release-lease')",
+                body.mac
+            );
+            return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
+        }
         let existing = c.leases.get(&body.mac).map(|l| l.edge_id);
         let already_member = existing.is_some_and(|id| c.members.contains(&id));
         let cap = c
@@ -256,6 +259,7 @@ impl Supernode {
             ip,
             edge_id,
             desc: body.desc.clone(),
+            identity: Some(body.identity),
             last_seen_unix: self.unix_time(now),
         };
         if let Some(c) = self.communities.get_mut(&name) {
@@ -275,7 +279,7 @@ impl Supernode {
             edge_id,
             &self.register_ack(edge_id, ip, subnet_prefix, from),
         );
-        let record = EdgeRecord {
+        let mut record = EdgeRecord {
             id: edge_id,
             community: name.clone(),
             mac: body.mac,
@@ -284,6 +288,8 @@ impl Supernode {
             endpoint: from,
             candidates: body.candidates,
             key: body.key,
+            identity: body.identity,
+            bound: false,
             last_seen: now,
             registered_at: now,
             relayed_packets: 0,
@@ -292,16 +298,24 @@ impl Supernode {
             edge_key,
             relay_bucket: TokenBucket::new(limits.relay_per_edge, now),
             punch_bucket: TokenBucket::new(limits.punches_per_edge, now),
+            sync_bucket: TokenBucket::new(super::PEER_SYNCS_PER_EDGE, now),
+            challenge: None,
         };
-        let info = record.peer_info();
+        // Peers learn of it once its announcement is bound to the id and address it gets
+        // now: at once if it registers again with them, else with its first heartbeat (sent
+        // as soon as the ack arrives).
+        record.bound = record.announcement_ok(&record.key, &record.candidates);
+        let info = record.bound.then(|| record.peer_info());
         self.edges.insert(edge_id, record);
         self.send(from, ack);
         self.send_peer_list(edge_id);
-        self.broadcast(
-            &name,
-            Some(edge_id),
-            &SealedMessage::PeerUpdate { peers: vec![info] },
-        );
+        if let Some(info) = info {
+            self.broadcast(
+                &name,
+                Some(edge_id),
+                &SealedMessage::PeerUpdate { peers: vec![info] },
+            );
+        }
         self.stats.registrations += 1;
         self.events.push_back(Event::EdgeRegistered {
             id: edge_id,
@@ -337,15 +351,115 @@ impl Supernode {
         Err(DropReason::AdmissionRefused)
     }
 
+    /// Which community a signed registration joins (its key), or why it may not: names the
+    /// operator configured with verifiers admit only those; any other name is open without a
+    /// verifier and, with one, names the community of that verifier.
+    fn admission(&self, body: &RegisterBody) -> Result<String, (NakCode, String)> {
+        let name = &body.community;
+        if name.contains(VERIFIER_SEPARATOR) {
+            let reason = format!("community names cannot contain {VERIFIER_SEPARATOR:?}");
+            return Err((NakCode::BadRequest, reason));
+        }
+        let policy = self.config.communities.get(name);
+        if policy.is_none() && !self.config.allow_open {
+            let reason = format!("community {name:?} is not served by this supernode");
+            return Err((NakCode::AdmissionRefused, reason));
+        }
+        let configured = policy.map(|p| p.verifiers.as_slice()).unwrap_or_default();
+        match (&body.verifier, configured.is_empty()) {
+            (Some(v), false) if !configured.contains(v) => Err((
+                NakCode::AdmissionRefused,
+                format!("admission to community {name:?} refused: wrong community passphrase"),
+            )),
+            (None, false) => Err((
+                NakCode::AdmissionRefused,
+                format!("community {name:?} is closed: set its passphrase"),
+            )),
+            (verifier, _) => {
+                let key = community_key(name, verifier.as_ref(), policy);
+                // A restored `name~…` community learns its full verifier again from the
+                // first member; after that, another one with the same 8-byte prefix is refused.
+                let known = self.communities.get(&key).and_then(|c| c.verifier);
+                if key != *name && known.is_some_and(|k| Some(k) != *verifier) {
+                    let reason = format!("community {key:?} belongs to another verifier");
+                    return Err((NakCode::AdmissionRefused, reason));
+                }
+                Ok(key)
+            }
+        }
+    }
+
+    /// An empty community that the new community `key` takes over with its subnet and leases:
+    /// the `name~…` community of a verifier the operator now lists for `name` (leases stay
+    /// when a community gets configured), or, on the upgrade from protocol v1, the
+    /// bare-named community whose leases no identity key holds yet, for the first group that
+    /// proves a verifier under that name.
+    fn adoptable(&self, key: &str, verifier: Option<[u8; 32]>) -> Option<String> {
+        let name = base_name(key);
+        if key == name {
+            let listed = &self.config.communities.get(name)?.verifiers;
+            self.communities
+                .values()
+                .find(|c| {
+                    base_name(&c.name) == name
+                        && c.members.is_empty()
+                        && c.verifier.is_some_and(|v| listed.contains(&v))
+                })
+                .map(|c| c.name.clone())
+        } else {
+            let legacy = self.communities.get(name)?;
+            let unclaimed = legacy.leases.values().all(|l| l.identity.is_none());
+            (verifier.is_some()
+                && legacy.members.is_empty()
+                && legacy.policy.verifiers.is_empty()
+                && !legacy.leases.is_empty()
+                && unclaimed)
+                .then(|| name.to_string())
+        }
+    }
+
+    /// Moves community `old` (subnet, leases, ids) to the key `key`.
+    fn rename_community(&mut self, old: &str, key: &str, verifier: Option<[u8; 32]>) {
+        let Some(mut c) = self.communities.remove(old) else {
+            return;
+        };
+        c.name = key.to_string();
+        c.verifier = verifier.filter(|_| base_name(key) != key);
+        c.policy = self
+            .config
+            .communities
+            .get(base_name(key))
+            .cloned()
+            .unwrap_or_default();
+        for l in c.leases.values_mut() {
+            l.community = key.to_string();
+        }
+        self.events.push_back(Event::CommunityRenamed {
+            from: old.to_string(),
+            to: c.record(),
+        });
+        self.communities.insert(key.to_string(), c);
+    }
+
     /// Creates the community with a subnet if it does not exist; false if no subnet is free.
-    fn ensure_community(&mut self, name: &str) -> bool {
-        if self.communities.contains_key(name) {
+    fn ensure_community(&mut self, name: &str, verifier: Option<[u8; 32]>) -> bool {
+        let keyed_by_verifier = base_name(name) != name;
+        if let Some(c) = self.communities.get_mut(name) {
+            if keyed_by_verifier && c.verifier.is_none() {
+                c.verifier = verifier;
+                let rec = c.record();
+                self.events.push_back(Event::CommunityCreated(rec));
+            }
+            return true;
+        }
+        if let Some(old) = self.adoptable(name, verifier) {
+            self.rename_community(&old, name, verifier);
             return true;
         }
         let policy = self
             .config
             .communities
-            .get(name)
+            .get(base_name(name))
             .cloned()
             .unwrap_or_default();
         let taken = &self.subnets;
@@ -367,6 +481,7 @@ impl Supernode {
             name: name.to_string(),
             subnet,
             prefix,
+            verifier: verifier.filter(|_| keyed_by_verifier),
         };
         self.add_community(&rec, policy);
         self.events.push_back(Event::CommunityCreated(rec));

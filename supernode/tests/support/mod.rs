@@ -9,6 +9,7 @@
 )]
 
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_common::crypto::signing::Signer;
 use n2n_common::rng::CoreRng;
 use n2n_edge::proto::{Edge, EdgeConfig, Event};
 use std::net::SocketAddr;
@@ -46,6 +47,7 @@ pub fn edge_config(
         community,
         keys,
         edge_mac(&[machine; 16], community),
+        Signer::from_seed(&[machine; 32]),
         vec![sn],
     );
     c.desc = format!("edge-{machine}");

@@ -1,0 +1,127 @@
+//! Peer identity pinning: the first identity key seen with an edge id, a MAC or an IP keeps
+//! them, so a member (or a supernode) cannot put another identity behind a present member's
+//! address, even with a validly signed announcement. A pin lapses once its member has been
+//! gone for [`PIN_LAPSES_AFTER`]: a reinstalled member whose lease the operator released
+//! comes back without every peer restarting. (So a hostile supernode that hides a member
+//! from us that long can then hand its address to another member: the threat model says so.)
+
+use n2n_common::types::{EdgeId, Mac};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// How long a departed member's pins outlive it.
+pub(super) const PIN_LAPSES_AFTER: Duration = Duration::from_secs(600);
+
+/// Pins by identity, and the identity that owns each pinned id, MAC and IP.
+#[derive(Debug, Default)]
+pub(super) struct Pins {
+    by_identity: HashMap<[u8; 32], (EdgeId, Mac, Ipv4Addr)>,
+    id_owner: HashMap<EdgeId, [u8; 32]>,
+    mac_owner: HashMap<Mac, [u8; 32]>,
+    ip_owner: HashMap<Ipv4Addr, [u8; 32]>,
+    gone_since: HashMap<[u8; 32], Instant>,
+}
+
+impl Pins {
+    /// Accepts `identity` at (id, MAC, IP) if that agrees with every pin, pinning it the first
+    /// time; else says what it contradicts.
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        identity: [u8; 32],
+        id: EdgeId,
+        mac: Mac,
+        ip: Ipv4Addr,
+    ) -> Result<(), String> {
+        let lapsed: Vec<[u8; 32]> = self
+            .gone_since
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(**t) >= PIN_LAPSES_AFTER)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in lapsed {
+            self.forget(&k);
+        }
+        self.gone_since.remove(&identity);
+        if let Some(&(pid, pmac, pip)) = self.by_identity.get(&identity) {
+            if (pid, pmac, pip) != (id, mac, ip) {
+                return Err(format!(
+                    "an identity pinned to id {pid}, {pmac}, {pip} now claims id {id}, {mac}, {ip}"
+                ));
+            }
+            return Ok(());
+        }
+        let taken = [
+            ("id", self.id_owner.get(&id)),
+            ("MAC", self.mac_owner.get(&mac)),
+            ("IP", self.ip_owner.get(&ip)),
+        ];
+        if let Some((what, _)) = taken
+            .iter()
+            .find(|(_, owner)| owner.is_some_and(|o| *o != identity))
+        {
+            return Err(format!(
+                "id {id}, {mac}, {ip}: its {what} is pinned to another member's identity key"
+            ));
+        }
+        self.by_identity.insert(identity, (id, mac, ip));
+        self.id_owner.insert(id, identity);
+        self.mac_owner.insert(mac, identity);
+        self.ip_owner.insert(ip, identity);
+        Ok(())
+    }
+
+    /// The member with `identity` left: its pins lapse after [`PIN_LAPSES_AFTER`] unless it
+    /// comes back.
+    pub(super) fn departed(&mut self, now: Instant, identity: [u8; 32]) {
+        if self.by_identity.contains_key(&identity) {
+            self.gone_since.entry(identity).or_insert(now);
+        }
+    }
+
+    fn forget(&mut self, identity: &[u8; 32]) {
+        self.gone_since.remove(identity);
+        if let Some((id, mac, ip)) = self.by_identity.remove(identity) {
+            self.id_owner.remove(&id);
+            self.mac_owner.remove(&mac);
+            self.ip_owner.remove(&ip);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_sight_pins_and_contradictions_are_refused() {
+        let now = Instant::now();
+        let mut p = Pins::default();
+        let (mac1, mac2) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        let (ip1, ip2) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert!(p.admit(now, [1; 32], 1, mac1, ip1).is_ok());
+        assert!(p.admit(now, [1; 32], 1, mac1, ip1).is_ok(), "again: fine");
+        assert!(
+            p.admit(now, [1; 32], 2, mac1, ip1).is_err(),
+            "identity moved"
+        );
+        assert!(p.admit(now, [2; 32], 1, mac2, ip2).is_err(), "id taken");
+        assert!(p.admit(now, [2; 32], 2, mac1, ip2).is_err(), "MAC taken");
+        assert!(p.admit(now, [2; 32], 2, mac2, ip1).is_err(), "IP taken");
+        assert!(p.admit(now, [2; 32], 2, mac2, ip2).is_ok());
+        // Member 1 leaves; until its pins lapse, nobody takes its address.
+        p.departed(now, [1; 32]);
+        let later = now + PIN_LAPSES_AFTER;
+        assert!(
+            p.admit(later - Duration::from_secs(1), [3; 32], 1, mac1, ip1)
+                .is_err()
+        );
+        assert!(p.admit(later, [3; 32], 1, mac1, ip1).is_ok(), "lapsed");
+        // A member that comes back in time keeps its pins.
+        p.departed(later, [2; 32]);
+        assert!(p.admit(later, [2; 32], 2, mac2, ip2).is_ok());
+        let much_later = later + 2 * PIN_LAPSES_AFTER;
+        assert!(p.admit(much_later, [4; 32], 2, mac2, ip2).is_err());
+    }
+}
