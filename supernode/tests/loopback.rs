@@ -300,6 +300,47 @@ async fn release_lease_needs_the_token_and_frees_the_lease_from_its_identity() {
     sn.stop().await;
 }
 
+/// Issue 12 #8: the event loop awaited every lease write, so a slow or locked database
+/// stopped relaying, timers and the API with it. Now the write runs beside the loop: the API
+/// answers at once, while the new edge's ack waits for its lease to be stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_write_waiting_on_the_database_holds_only_its_own_ack() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let sn = start_in_process(settings(dir.path())).await;
+    let a = UdpEdge::start(edge_config("acme", Some("pw"), 1, sn.udp), 1).await;
+    assert!(a.wait(Duration::from_secs(10), |c| c.is_registered()).await);
+    // Another process holds the database's write lock.
+    let url = format!("sqlite://{}", dir.path().join("supernode.db").display());
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let b = UdpEdge::start(edge_config("acme", Some("pw"), 2, sn.udp), 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = std::time::Instant::now();
+    let (code, status) = get_json(sn.api, "/status").await;
+    assert_eq!(code, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "the API waited {:?} for the database",
+        asked.elapsed()
+    );
+    assert_eq!(status["edges"], 2, "b is admitted in memory: {status}");
+    assert!(
+        !b.core.lock().unwrap().is_registered(),
+        "b's ack waits for its lease to be stored"
+    );
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert!(b.wait(Duration::from_secs(10), |c| c.is_registered()).await);
+    let (_, status) = get_json(sn.api, "/status").await;
+    assert_eq!(status["store_errors"], 0, "{status}");
+    let (_, leases) = get_json(sn.api, "/leases.json").await;
+    assert_eq!(leases.as_array().unwrap().len(), 2);
+    sn.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_barrage_of_malformed_datagrams_leaves_the_server_serving() {
     let dir = tempfile::tempdir().unwrap();

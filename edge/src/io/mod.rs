@@ -207,8 +207,14 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
+            // Timers and the API before the workers' queue: what strangers can put in that
+            // queue (datagrams forged from the supernode's address) must not starve them.
             biased;
             _ = &mut shutdown => break,
+            _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
+            Some((q, reply)) = api_rx.recv() => {
+                let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
+            }
             Some(msg) = from_workers.recv() => {
                 let now = Instant::now();
                 match msg {
@@ -218,10 +224,6 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
                     ToControl::UnknownPeer => core.handle_unknown_peer(now),
                     ToControl::Note(n) => core.handle_note(now, n),
                 }
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
-            Some((q, reply)) = api_rx.recv() => {
-                let _ = reply.send(api::answer(&q, &core, &info, Instant::now()));
             }
             _ = reresolve.tick() => {
                 // Addresses change (DHCP, temporary IPv6 addresses): advertise the current ones.

@@ -1,5 +1,8 @@
-//! The supernode's event loop: one task owns the core and selects over the UDP socket, the
-//! core's timer, API queries and shutdown, draining the core's outputs after every input.
+//! The supernode's event loop: one task owns the core and selects over shutdown, the core's
+//! timer, API queries, reloads and the UDP socket (in that order, so a flood of datagrams
+//! cannot starve the others), draining the core's outputs after every input. Lease writes
+//! run in their own task: the control replies that announce a lease wait for its write,
+//! relayed data never does.
 
 pub mod identity;
 pub mod store;
@@ -21,6 +24,35 @@ use tokio::sync::mpsc;
 
 /// Datagrams handled per wake-up before outputs are flushed (bounds store batching latency).
 const BATCH: usize = 256;
+
+/// First byte of a data datagram (relayed as is, never held behind a lease write).
+const DATA_FORM: u8 = (n2n_common::wire::VERSION << 4) | 2;
+
+/// A batch of events to store and the replies that wait for it.
+type Write = (Vec<Event>, Vec<n2n_common::types::Transmit>);
+/// The replies of a stored batch, and how the write went.
+type Written = (Vec<n2n_common::types::Transmit>, Result<(), String>);
+
+/// The lease writer: stores each batch in order, then hands back its replies.
+fn spawn_store(
+    store: Store,
+) -> (
+    mpsc::Sender<Write>,
+    mpsc::Receiver<Written>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut jobs) = mpsc::channel::<Write>(256);
+    let (done, written) = mpsc::channel::<Written>(256);
+    let task = tokio::spawn(async move {
+        while let Some((events, held)) = jobs.recv().await {
+            let result = store.apply(&events).await.map_err(|e| format!("{e:#}"));
+            if done.send((held, result)).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, written, task)
+}
 
 /// Binds the UDP socket with the configured buffer sizes (an unspecified address listens on
 /// IPv4 and IPv6 where the host has it).
@@ -130,6 +162,9 @@ pub async fn serve(
     };
 
     let mut udp = udp::BatchSocket::new(socket)?;
+    let (writes, mut written, store_task) = spawn_store(store.clone());
+    // Control replies queued behind lease writes (in order); relayed data skips the queue.
+    let mut writes_in_flight = 0usize;
     let mut pending = Vec::new();
     let mut events = Vec::new();
     let mut open_logged = BTreeSet::new();
@@ -141,12 +176,6 @@ pub async fn serve(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            r = udp.readable() => {
-                if r.is_ok() {
-                    let now = Instant::now();
-                    udp.drain(BATCH, |from, d| core.handle_datagram(now, from, d));
-                }
-            }
             _ = tokio::time::sleep_until(deadline.into()) => core.handle_timeout(Instant::now()),
             Some((q, reply)) = api_rx.recv() => {
                 let _ = reply.send(api::answer(&q, &mut core, &info, Instant::now()));
@@ -167,25 +196,57 @@ pub async fn serve(
                     ..new
                 };
             }
+            Some((held, result)) = written.recv() => {
+                writes_in_flight -= 1;
+                if let Err(e) = result {
+                    info.store_errors += 1;
+                    tracing::error!(error = %e, "could not store leases (disk full?); serving on, leases kept in memory");
+                }
+                udp.send_all(&held).await;
+            }
+            r = udp.readable() => {
+                if r.is_ok() {
+                    let now = Instant::now();
+                    udp.drain(BATCH, |from, d| core.handle_datagram(now, from, d));
+                }
+            }
         }
         while let Some(e) = core.poll_event() {
             log_event(&e, &mut open_logged);
             events.push(e);
         }
-        // Leases are stored before the acks that announce them go out.
-        if !events.is_empty() {
-            if let Err(e) = store.apply(&events).await {
-                info.store_errors += 1;
-                tracing::error!(error = %e, "could not store leases (disk full?); serving on, leases kept in memory");
-            }
-            events.clear();
-        }
         pending.extend(std::iter::from_fn(|| core.poll_transmit()));
-        if !pending.is_empty() {
+        let persist = events.iter().any(Store::persists);
+        if persist || writes_in_flight > 0 {
+            // Leases are stored before the replies that announce them go out, and later
+            // replies keep their order behind them; relayed data goes now.
+            let (data, control): (Vec<_>, Vec<_>) = pending
+                .drain(..)
+                .partition(|t| t.payload.first() == Some(&DATA_FORM));
+            udp.send_all(&data).await;
+            if (persist || !control.is_empty())
+                && writes
+                    .send((std::mem::take(&mut events), control))
+                    .await
+                    .is_ok()
+            {
+                writes_in_flight += 1;
+            }
+        } else if !pending.is_empty() {
             udp.send_all(&pending).await;
             pending.clear();
         }
+        events.clear();
     }
+    drop(writes);
+    // The last writes land (and their replies go) before the database closes.
+    while let Some((held, result)) = written.recv().await {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not store the last leases");
+        }
+        udp.send_all(&held).await;
+    }
+    let _ = store_task.await;
     tracing::info!("shutting down: flushing state");
     // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
     // finish; a client that still hangs on is cut off after a second.

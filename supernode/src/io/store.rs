@@ -86,18 +86,21 @@ impl Store {
         Ok(state)
     }
 
+    /// True if `e` changes what is stored.
+    pub fn persists(e: &Event) -> bool {
+        matches!(
+            e,
+            Event::CommunityCreated(_)
+                | Event::CommunityRemoved { .. }
+                | Event::CommunityRenamed { .. }
+                | Event::LeaseGranted(_)
+                | Event::LeaseReclaimed { .. }
+        )
+    }
+
     /// Persists what a batch of core events changed, in one transaction.
     pub async fn apply(&self, events: &[Event]) -> anyhow::Result<()> {
-        if !events.iter().any(|e| {
-            matches!(
-                e,
-                Event::CommunityCreated(_)
-                    | Event::CommunityRemoved { .. }
-                    | Event::CommunityRenamed { .. }
-                    | Event::LeaseGranted(_)
-                    | Event::LeaseReclaimed { .. }
-            )
-        }) {
+        if !events.iter().any(Self::persists) {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
