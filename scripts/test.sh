@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, clippy with warnings as errors, the
-# whole test suite, and the local demo in --check mode. Installs what the tests need first
-# (scripts/setup.sh). Needs root: the integration tests build network namespaces.
+# whole test suite, a short smoke of every fuzz target, and the local demo in --check mode.
+# Installs what the tests need first (scripts/setup.sh). Needs root: the integration tests
+# build network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -16,6 +17,8 @@ cargo test --workspace --all-features 2>&1 | tee "$log"
 for shot in "${CARGO_TARGET_DIR:-target}"/tmp/webui-*.png; do
     [ -f "$shot" ] && echo "web UI screenshot (CI artifact): $(realpath "$shot")"
 done
+echo "== fuzz smoke (every target 10 s; the long runs: scripts/fuzz.sh --runs 10000000)"
+./scripts/fuzz.sh 10
 echo "== demo (release build, namespaces, real NAT routers)"
 ./scripts/demo.sh --check
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")

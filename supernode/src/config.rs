@@ -317,6 +317,13 @@ impl Settings {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), String> {
+        if self.community_prefix < 16 {
+            return Err(format!(
+                "community_prefix: /{} is larger than edges accept (a /16 at most: a larger \
+                 overlay would swallow the private networks users live on)",
+                self.community_prefix
+            ));
+        }
         if !(self.subnet.prefix..=30).contains(&self.community_prefix) {
             return Err(format!(
                 "community_prefix: /{} must lie between the subnet's /{} and /30",
@@ -346,9 +353,11 @@ impl Settings {
                 ));
             }
             if let Some(s) = c.subnet
-                && s.prefix > 30
+                && !(16..=30).contains(&s.prefix)
             {
-                return Err(format!("communities.{name}.subnet: prefix too long"));
+                return Err(format!(
+                    "communities.{name}.subnet: the prefix must be /16 to /30 (edges refuse larger overlays)"
+                ));
             }
         }
         let l = &self.limits;

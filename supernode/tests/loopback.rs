@@ -109,7 +109,7 @@ async fn registration_and_the_api_answer_field_by_field() {
     // A passphrase community on a supernode configured with nothing is closed, and kept
     // under its name and verifier.
     let name = c["name"].as_str().unwrap().to_string();
-    assert!(name.starts_with("acme~") && name.len() == 5 + 16, "{name}");
+    assert!(name.starts_with("acme~") && name.len() == 5 + 32, "{name}");
     assert_eq!(c["edges"], 2);
     assert_eq!(c["leases"], 2);
     assert_eq!(c["open"], false);

@@ -161,6 +161,12 @@ impl World {
         w
     }
 
+    /// Starts the supernode with a new configuration (kept for later restarts).
+    pub fn start_supernode_with(&mut self, config: SupernodeConfig) {
+        self.sn_config = config;
+        self.start_supernode();
+    }
+
     /// (Re)starts the supernode from its persisted store, with a fresh RNG.
     pub fn start_supernode(&mut self) {
         self.seed += 1000;

@@ -7,8 +7,8 @@
 use n2n_common::crypto::signing::Signer;
 use n2n_common::sim::NatKind;
 use n2n_edge::proto::Event;
-use n2n_supernode::proto::{SupernodeConfig, base_name};
-use n2n_tests::{EdgeOptions, World};
+use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
+use n2n_tests::{EdgeOptions, World, keys};
 use std::time::Duration;
 
 fn refusal(w: &World, i: usize) -> Option<String> {
@@ -190,11 +190,12 @@ fn a_lost_identity_key_gets_its_lease_back_once_the_operator_releases_it() {
     );
 }
 
-/// The upgrade from protocol v1: a supernode's stored community (bare name, leases without
-/// identity keys) goes to the first group that proves a verifier for its name, with its
-/// subnet and leases, so members keep their addresses and ids.
+/// The upgrade from protocol v1: a stored v1 community (bare name, leases without identity
+/// keys) stays with its name. Nobody adopts it by registering first (an outsider with its own
+/// passphrase gets a community of its own); once the operator lists the community's verifier,
+/// members come back to their addresses and ids and their leases bind to their identities.
 #[test]
-fn leases_from_protocol_v1_carry_over_to_the_first_group_with_a_verifier() {
+fn leases_from_protocol_v1_carry_over_once_the_operator_lists_the_verifier() {
     let mut w = members(64);
     let before: Vec<_> = (0..2)
         .map(|i| {
@@ -214,9 +215,39 @@ fn leases_from_protocol_v1_carry_over_to_the_first_group_with_a_verifier() {
         l.community = "acme".into();
         l.identity = None;
     }
+    let v1_subnet = w.sn_store.communities[0].subnet;
+    // An outsider registers first on the unconfigured supernode: its own community.
     w.start_supernode();
+    let mut o = EdgeOptions::new(NatKind::None, 9);
+    o.passphrase = Some("evil".into());
+    let outsider = w.add_edge(o);
+    assert!(w.run_until(Duration::from_secs(30), |w| {
+        w.edges[outsider].core.is_registered()
+    }));
+    let sn = w.sn.as_ref().unwrap();
+    assert_eq!(
+        sn.communities()["acme"].subnet,
+        v1_subnet,
+        "v1 community untouched"
+    );
+    assert!(!sn.communities()["acme"].contains(w.edges[outsider].core.address().unwrap().0));
+    // The operator lists the verifier: the members get their v1 leases.
+    w.kill_supernode();
+    let mut cfg = SupernodeConfig::default();
+    cfg.communities.insert(
+        "acme".into(),
+        CommunityPolicy {
+            verifiers: keys("acme", Some("secret"))
+                .verifier()
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+    );
+    w.start_supernode_with(cfg);
     assert!(w.run_until(Duration::from_secs(120), |w| {
-        w.all_connected() && w.sn.as_ref().unwrap().edges().len() == 2
+        w.sn.as_ref().unwrap().communities()["acme"].members.len() == 2
+            && (0..2).all(|i| w.edges[i].core.peers().len() == 1)
     }));
     for (i, b) in before.iter().enumerate() {
         assert_eq!(
@@ -227,10 +258,43 @@ fn leases_from_protocol_v1_carry_over_to_the_first_group_with_a_verifier() {
             *b
         );
     }
-    let acme = w.community("acme");
-    assert_ne!(acme.name, "acme", "kept under its verifier now");
-    assert!(acme.leases.values().all(|l| l.identity.is_some()));
-    assert!(w.sn_store.communities.iter().all(|c| c.name == acme.name));
+    let acme = &w.sn.as_ref().unwrap().communities()["acme"];
+    assert_eq!(acme.leases.len(), 2);
+    assert!(
+        acme.leases.values().all(|l| l.identity.is_some()),
+        "{:?}",
+        acme.leases
+    );
+    w.run_for(Duration::from_secs(60));
+    let sn = w.sn.as_ref().unwrap();
+    assert_eq!(sn.edges().len(), 2, "the outsider is refused here now");
+    assert!(
+        refusal(&w, outsider)
+            .unwrap()
+            .contains("wrong community passphrase")
+    );
+}
+
+/// A name the operator configured open (no verifiers) is theirs: a passphrase group cannot
+/// take it, or its fixed subnet, under `name~…`.
+#[test]
+fn a_name_configured_open_cannot_be_squatted_with_a_passphrase() {
+    let mut cfg = SupernodeConfig::default();
+    cfg.communities
+        .insert("lab".into(), CommunityPolicy::default());
+    let mut w = World::new(66, cfg);
+    let mut o = EdgeOptions::new(NatKind::None, 1);
+    o.community = "lab".into();
+    let squatter = w.add_edge(o.clone());
+    o.passphrase = None;
+    o.machine = 2;
+    o.identity = 2;
+    let member = w.add_edge(o);
+    w.run_for(Duration::from_secs(5));
+    assert!(w.edges[member].core.is_registered());
+    assert!(!w.edges[squatter].core.is_registered());
+    assert!(refusal(&w, squatter).unwrap().contains("configured open"));
+    assert_eq!(w.sn.as_ref().unwrap().communities().len(), 1);
 }
 
 /// The flag day is explained, not silent: a v2 supernode names a v1 edge's datagrams (once a

@@ -150,3 +150,35 @@ fn a_member_changing_its_candidates_cannot_make_peers_probe_without_end() {
     assert!(probes > 0, "it did probe them (the test can fail)");
     assert!(w.edge_drop(victim, "rate_limited") > 0);
 }
+
+/// Leaving and coming back (a member re-registering, or a supernode that removes and re-adds
+/// it again and again) does not refill the probe budget.
+#[test]
+fn dropping_and_re_adding_a_peer_does_not_refill_its_probe_budget() {
+    let mut w = pair(84);
+    let id1 = w.edges[1].core.edge_id().unwrap();
+    let genuine = w.sn.as_ref().unwrap().edges()[&id1].peer_info();
+    let (from, to) = (w.edges[0].addr, w.edges[1].addr);
+    let probes = |w: &World| {
+        w.wire_log
+            .iter()
+            .filter(|(f, t, b)| *f == from && *t == to && b[0] == 0x22)
+            .count()
+    };
+    let before = probes(&w);
+    for _ in 0..40 {
+        w.supernode_says(0, &SealedMessage::PeerRemove { ids: vec![id1] });
+        w.supernode_says(
+            0,
+            &SealedMessage::PeerUpdate {
+                peers: vec![genuine.clone()],
+            },
+        );
+        w.run_for(Duration::from_secs(2));
+    }
+    let sent = probes(&w) - before;
+    // Probe rounds (one address each) from the budget: at most 100 + 0.5/s over 80 s; plus
+    // handshakes and keepalives, a few per cycle.
+    assert!(sent <= 100 + 40 + 40 * 4, "{sent} datagrams to the peer");
+    assert!(w.edge_drop(0, "rate_limited") > 0);
+}

@@ -196,6 +196,8 @@ pub struct Edge {
     departed: BTreeMap<EdgeId, Departed>,
     /// Peers' identity keys, pinned to their id, MAC and IP at first sight.
     pins: pins::Pins,
+    /// Probe budgets of departed peers (see [`Departed`]), restored if they come back.
+    departed_budgets: BTreeMap<EdgeId, n2n_common::ratelimit::TokenBucket>,
     sync_seen: Option<Vec<EdgeId>>,
     macs: BTreeMap<Mac, (EdgeId, Instant)>,
     last_sync_request: Option<Instant>,
@@ -254,6 +256,7 @@ impl Edge {
             peers: BTreeMap::new(),
             departed: BTreeMap::new(),
             pins: Default::default(),
+            departed_budgets: BTreeMap::new(),
             sync_seen: None,
             macs: BTreeMap::new(),
             last_sync_request: None,

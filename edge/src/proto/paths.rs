@@ -18,6 +18,15 @@ pub(super) fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: 
     u32::from(a) & mask == u32::from(b) & mask
 }
 
+/// True if `b` is a host address (not the network or broadcast address) of `a`'s subnet.
+fn host_in_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
+    let host_bits = !(u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0));
+    let host = u32::from(b) & host_bits;
+    same_subnet(a, b, prefix) && host != 0 && host != host_bits
+}
+
 /// Probes unanswered for this long are forgotten.
 const PROBE_TTL: Duration = Duration::from_secs(5);
 /// Keep probing this long after the first success, to find a better candidate.
@@ -38,7 +47,7 @@ impl Edge {
         }
         if !self
             .my_ip
-            .is_some_and(|(ip, prefix)| same_subnet(ip, info.ip, prefix))
+            .is_some_and(|(ip, prefix)| host_in_subnet(ip, info.ip, prefix))
             || info.ip == self.my_ip.map_or(info.ip, |(ip, _)| ip)
         {
             // Outside our community's subnet (or ours): never routed into the TAP or named
@@ -96,6 +105,9 @@ impl Edge {
             None => {
                 let gone = self.departed.remove(&id);
                 let mut p = Peer::new(info, now);
+                if let Some(budget) = self.departed_budgets.remove(&id) {
+                    p.punch_budget = budget;
+                }
                 // Back with the same static key: initiations it made before it left are still
                 // replays (its clock did not restart).
                 if let Some((key, t)) = gone.and_then(|d| d.last_timestamp)
@@ -168,6 +180,8 @@ impl Edge {
             self.departed.remove(&oldest);
         }
         let last_timestamp = p.last_timestamp.map(|t| (p.info.key.public, t));
+        // Leaving and coming back must not refill its probe budget.
+        self.departed_budgets.insert(id, p.punch_budget);
         let info = p.info;
         self.departed.insert(
             id,
@@ -179,6 +193,9 @@ impl Edge {
                 last_timestamp,
             },
         );
+        let departed = &self.departed;
+        self.departed_budgets
+            .retain(|k, _| departed.contains_key(k));
     }
 
     /// Starts (or extends) a probing burst to every candidate of a peer.

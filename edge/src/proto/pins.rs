@@ -43,14 +43,19 @@ impl Pins {
         for k in lapsed {
             self.forget(&k);
         }
-        self.gone_since.remove(&identity);
         if let Some(&(pid, pmac, pip)) = self.by_identity.get(&identity) {
-            if (pid, pmac, pip) != (id, mac, ip) {
+            if (pid, pmac, pip) == (id, mac, ip) {
+                self.gone_since.remove(&identity);
+                return Ok(());
+            }
+            if !self.gone_since.contains_key(&identity) {
                 return Err(format!(
                     "an identity pinned to id {pid}, {pmac}, {pip} now claims id {id}, {mac}, {ip}"
                 ));
             }
-            return Ok(());
+            // A member that left comes back elsewhere (a new lease): its own signature says
+            // so; its old pins go.
+            self.forget(&identity);
         }
         let taken = [
             ("id", self.id_owner.get(&id)),
@@ -65,6 +70,7 @@ impl Pins {
                 "id {id}, {mac}, {ip}: its {what} is pinned to another member's identity key"
             ));
         }
+        self.gone_since.remove(&identity);
         self.by_identity.insert(identity, (id, mac, ip));
         self.id_owner.insert(id, identity);
         self.mac_owner.insert(mac, identity);
@@ -123,5 +129,21 @@ mod tests {
         assert!(p.admit(later, [2; 32], 2, mac2, ip2).is_ok());
         let much_later = later + 2 * PIN_LAPSES_AFTER;
         assert!(p.admit(much_later, [4; 32], 2, mac2, ip2).is_err());
+        // A refused claim does not keep a departed member's pins alive, and the member
+        // itself may come back with a new lease.
+        let (mac5, ip5) = (Mac([2, 0, 0, 0, 0, 5]), Ipv4Addr::new(10, 0, 0, 5));
+        assert!(p.admit(much_later, [5; 32], 5, mac5, ip5).is_ok());
+        p.departed(much_later, [5; 32]);
+        assert!(
+            p.admit(much_later, [5; 32], 6, mac5, Ipv4Addr::new(10, 0, 0, 6))
+                .is_ok()
+        );
+        p.departed(much_later, [5; 32]);
+        assert!(p.admit(much_later, [6; 32], 6, mac5, ip5).is_err());
+        let end = much_later + PIN_LAPSES_AFTER;
+        assert!(
+            p.admit(end, [6; 32], 6, mac5, Ipv4Addr::new(10, 0, 0, 6))
+                .is_ok()
+        );
     }
 }

@@ -22,7 +22,8 @@ const REGISTER_ATTEMPTS: u32 = 4;
 /// Wait before trying again after a refusal.
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
-/// True if `ip/prefix` is a host address of a subnet inside a private range.
+/// True if `ip/prefix` is a host address of a /16 or smaller subnet inside a private range
+/// (or the shared 100.64/10 range).
 fn overlay_address_ok(ip: std::net::Ipv4Addr, prefix: u8) -> bool {
     let private: [(u32, u8); 4] = [
         (0x0a00_0000, 8),
@@ -34,7 +35,9 @@ fn overlay_address_ok(ip: std::net::Ipv4Addr, prefix: u8) -> bool {
         .iter()
         .any(|&(net, len)| len <= prefix && super::paths::same_subnet(ip, net.into(), len));
     let host = u32::from(ip) & !(u32::MAX << (32 - u32::from(prefix.clamp(8, 30))));
-    (8..=30).contains(&prefix)
+    // At least a /16: a shorter prefix would route most of a private range (where the
+    // user's own networks live) into the TAP.
+    (16..=30).contains(&prefix)
         && within
         && host != 0
         && host != !(u32::MAX << (32 - u32::from(prefix)))
@@ -340,7 +343,7 @@ impl Edge {
                     self.timers.set(Timer::Hello, now + REFUSED_RETRY);
                     self.events.push_back(Event::RegistrationRefused {
                         reason: format!(
-                            "the supernode assigned {ip}/{prefix}, not a host address in a private range (10/8, 172.16/12, 192.168/16, 100.64/10); refused"
+                            "the supernode assigned {ip}/{prefix}, not a host address of a /16 or smaller subnet in a private range (10/8, 172.16/12, 192.168/16, 100.64/10); refused"
                         ),
                     });
                     return Err(DropReason::Unexpected);

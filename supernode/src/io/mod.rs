@@ -30,8 +30,8 @@ const DATA_FORM: u8 = (n2n_common::wire::VERSION << 4) | 2;
 
 /// A batch of events to store and the replies that wait for it.
 type Write = (Vec<Event>, Vec<n2n_common::types::Transmit>);
-/// The replies of a stored batch, and how the write went.
-type Written = (Vec<n2n_common::types::Transmit>, Result<(), String>);
+/// The replies of stored batches, how many batches, and how the write went.
+type Written = (Vec<n2n_common::types::Transmit>, usize, Result<(), String>);
 
 /// The lease writer: stores each batch in order, then hands back its replies.
 fn spawn_store(
@@ -44,9 +44,17 @@ fn spawn_store(
     let (tx, mut jobs) = mpsc::channel::<Write>(256);
     let (done, written) = mpsc::channel::<Written>(256);
     let task = tokio::spawn(async move {
-        while let Some((events, held)) = jobs.recv().await {
+        while let Some((mut events, mut held)) = jobs.recv().await {
+            // Everything queued meanwhile goes in the same transaction: a slow disk delays
+            // replies by one write, not by one write per queued batch.
+            let mut batches = 1;
+            while let Ok((e, h)) = jobs.try_recv() {
+                events.extend(e);
+                held.extend(h);
+                batches += 1;
+            }
             let result = store.apply(&events).await.map_err(|e| format!("{e:#}"));
-            if done.send((held, result)).await.is_err() {
+            if done.send((held, batches, result)).await.is_err() {
                 break;
             }
         }
@@ -196,8 +204,8 @@ pub async fn serve(
                     ..new
                 };
             }
-            Some((held, result)) = written.recv() => {
-                writes_in_flight -= 1;
+            Some((held, batches, result)) = written.recv() => {
+                writes_in_flight = writes_in_flight.saturating_sub(batches);
                 if let Err(e) = result {
                     info.store_errors += 1;
                     tracing::error!(error = %e, "could not store leases (disk full?); serving on, leases kept in memory");
@@ -224,13 +232,25 @@ pub async fn serve(
                 .drain(..)
                 .partition(|t| t.payload.first() == Some(&DATA_FORM));
             udp.send_all(&data).await;
-            if (persist || !control.is_empty())
-                && writes
-                    .send((std::mem::take(&mut events), control))
-                    .await
-                    .is_ok()
-            {
-                writes_in_flight += 1;
+            if persist || !control.is_empty() {
+                match writes.try_send((std::mem::take(&mut events), control)) {
+                    Ok(()) => writes_in_flight += 1,
+                    // Never block the loop on the disk: past the queue's depth (or without a
+                    // writer), replies go now and the leases live in memory only.
+                    Err(e) => {
+                        let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
+                        let (_, control) = e.into_inner();
+                        info.store_errors += 1;
+                        tracing::error!(
+                            closed,
+                            "lease writes are backed up; serving on, leases kept in memory"
+                        );
+                        if closed {
+                            writes_in_flight = 0;
+                        }
+                        udp.send_all(&control).await;
+                    }
+                }
             }
         } else if !pending.is_empty() {
             udp.send_all(&pending).await;
@@ -240,7 +260,7 @@ pub async fn serve(
     }
     drop(writes);
     // The last writes land (and their replies go) before the database closes.
-    while let Some((held, result)) = written.recv().await {
+    while let Some((held, _, result)) = written.recv().await {
         if let Err(e) = result {
             tracing::error!(error = %e, "could not store the last leases");
         }

@@ -31,7 +31,7 @@ pub struct Lease {
 pub const VERIFIER_SEPARATOR: char = '~';
 
 /// The key a community is kept under: the bare name for an open community and for one whose
-/// verifiers the operator configured, else `name~` and the verifier's first 8 bytes in hex,
+/// verifiers the operator configured, else `name~` and the verifier's first 16 bytes in hex,
 /// so groups that chose one name with different passphrases are different communities and
 /// nobody can squat a name. (The full verifier is checked at every registration.)
 pub fn community_key(
@@ -41,7 +41,7 @@ pub fn community_key(
 ) -> String {
     match verifier {
         Some(v) if policy.is_none_or(|p| p.verifiers.is_empty()) => {
-            let hex: String = v[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = v[..16].iter().map(|b| format!("{b:02x}")).collect();
             format!("{name}{VERIFIER_SEPARATOR}{hex}")
         }
         _ => name.to_string(),

@@ -48,9 +48,10 @@ impl Supernode {
                 rec.endpoint = from;
                 rec.challenge = None;
                 changed = true;
-            } else if rec.challenge.is_none_or(|(addr, _, at)| {
-                addr != from || now.saturating_duration_since(at) >= super::CHALLENGE_EVERY
+            } else if rec.challenge.is_none_or(|(_, _, at)| {
+                now.saturating_duration_since(at) >= super::CHALLENGE_EVERY
             }) {
+                // One challenge a second per edge, whatever address asks.
                 let nonce = self.rng.bytes();
                 rec.challenge = Some((from, nonce, now));
                 let dgram = rec

@@ -375,10 +375,18 @@ impl Supernode {
                 NakCode::AdmissionRefused,
                 format!("community {name:?} is closed: set its passphrase"),
             )),
+            // The operator configured this name without verifiers: it is theirs, open; a
+            // passphrase group must not squat it (or its fixed subnet).
+            (Some(_), true) if policy.is_some() => Err((
+                NakCode::AdmissionRefused,
+                format!(
+                    "community {name:?} is configured open on this supernode: join it without a passphrase, or ask the operator to list your verifier under communities.{name}.verifiers"
+                ),
+            )),
             (verifier, _) => {
                 let key = community_key(name, verifier.as_ref(), policy);
                 // A restored `name~…` community learns its full verifier again from the
-                // first member; after that, another one with the same 8-byte prefix is refused.
+                // first member; after that, another one with the same 16-byte prefix is refused.
                 let known = self.communities.get(&key).and_then(|c| c.verifier);
                 if key != *name && known.is_some_and(|k| Some(k) != *verifier) {
                     let reason = format!("community {key:?} belongs to another verifier");
@@ -391,31 +399,23 @@ impl Supernode {
 
     /// An empty community that the new community `key` takes over with its subnet and leases:
     /// the `name~…` community of a verifier the operator now lists for `name` (leases stay
-    /// when a community gets configured), or, on the upgrade from protocol v1, the
-    /// bare-named community whose leases no identity key holds yet, for the first group that
-    /// proves a verifier under that name.
-    fn adoptable(&self, key: &str, verifier: Option<[u8; 32]>) -> Option<String> {
+    /// when a community gets configured). Nothing is adopted without the operator: leases of a
+    /// protocol v1 community (bare name) stay with that name, for the members of the verifiers
+    /// the operator lists for it.
+    fn adoptable(&self, key: &str) -> Option<String> {
         let name = base_name(key);
-        if key == name {
-            let listed = &self.config.communities.get(name)?.verifiers;
-            self.communities
-                .values()
-                .find(|c| {
-                    base_name(&c.name) == name
-                        && c.members.is_empty()
-                        && c.verifier.is_some_and(|v| listed.contains(&v))
-                })
-                .map(|c| c.name.clone())
-        } else {
-            let legacy = self.communities.get(name)?;
-            let unclaimed = legacy.leases.values().all(|l| l.identity.is_none());
-            (verifier.is_some()
-                && legacy.members.is_empty()
-                && legacy.policy.verifiers.is_empty()
-                && !legacy.leases.is_empty()
-                && unclaimed)
-                .then(|| name.to_string())
+        if key != name {
+            return None;
         }
+        let listed = &self.config.communities.get(name)?.verifiers;
+        self.communities
+            .values()
+            .find(|c| {
+                base_name(&c.name) == name
+                    && c.members.is_empty()
+                    && c.verifier.is_some_and(|v| listed.contains(&v))
+            })
+            .map(|c| c.name.clone())
     }
 
     /// Moves community `old` (subnet, leases, ids) to the key `key`.
@@ -452,7 +452,7 @@ impl Supernode {
             }
             return true;
         }
-        if let Some(old) = self.adoptable(name, verifier) {
+        if let Some(old) = self.adoptable(name) {
             self.rename_community(&old, name, verifier);
             return true;
         }
