@@ -408,6 +408,7 @@ impl Settings {
             expiry: self.expiry,
             sweep_interval: self.sweep_interval,
             open_community_idle: self.open_community_idle,
+            lease_reclaim_after: SupernodeConfig::default().lease_reclaim_after,
             subnet_pool: (self.subnet.addr, self.subnet.prefix),
             community_prefix: self.community_prefix,
             allow_open: self.allow_open,

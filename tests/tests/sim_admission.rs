@@ -353,3 +353,46 @@ fn protocol_v1_on_either_side_is_named_in_one_log_line() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("upgrade the supernode"));
 }
+
+/// A member fills a small community's subnet with identities of its own while another member
+/// is away: the full pool refuses the next one rather than hand it the absent member's
+/// address (a lease is reclaimed only a lease lifetime after its edge was last seen).
+#[test]
+fn filling_the_subnet_does_not_win_an_absent_members_address() {
+    let cfg = SupernodeConfig {
+        community_prefix: 29, // six host addresses
+        ..SupernodeConfig::default()
+    };
+    let mut w = World::new(67, cfg);
+    let victim = w.add_edge(EdgeOptions::new(NatKind::None, 1));
+    assert!(w.run_until(Duration::from_secs(10), |w| {
+        w.edges[victim].core.is_registered()
+    }));
+    let (ip_v, mac_v) = (
+        w.edges[victim].core.address().unwrap().0,
+        w.edges[victim].core.config().mac,
+    );
+    let now = w.now;
+    w.edges[victim]
+        .core
+        .handle_command(now, n2n_edge::proto::Command::Shutdown);
+    w.run_for(Duration::from_secs(1));
+    let mut sybils = Vec::new();
+    for m in 10..16u8 {
+        sybils.push(w.add_edge(EdgeOptions::new(NatKind::None, m)));
+        w.run_for(Duration::from_secs(2));
+    }
+    w.run_for(Duration::from_secs(900));
+    let registered: Vec<_> = sybils
+        .iter()
+        .filter(|&&s| w.edges[s].core.is_registered())
+        .collect();
+    assert_eq!(registered.len(), 5, "five free addresses, no more");
+    for &s in &sybils {
+        assert_ne!(w.edges[s].core.address().map(|a| a.0), Some(ip_v));
+    }
+    let last = *sybils.last().unwrap();
+    assert!(refusal(&w, last).unwrap().contains("no free address"));
+    let lease = &w.closed_community("acme", "secret").leases[&mac_v];
+    assert_eq!(lease.ip, ip_v, "the absent member keeps its lease");
+}

@@ -150,13 +150,14 @@ impl Community {
     }
 
     /// Chooses the address for `mac`: its requested static IP when free, else its existing
-    /// lease, else the lowest free address, else the least recently seen lease of an offline
-    /// edge (reclaimed). Returns the address and the MAC whose lease was reclaimed, if any.
+    /// lease, else the lowest free address, else the least recently seen lease that
+    /// `reclaimable` allows (an offline edge's, old enough). Returns the address and the MAC
+    /// whose lease was reclaimed, if any.
     pub fn choose_ip(
         &self,
         mac: Mac,
         requested: Option<Ipv4Addr>,
-        online: impl Fn(&Mac) -> bool,
+        reclaimable: impl Fn(&Lease) -> bool,
     ) -> Result<(Ipv4Addr, Option<Mac>), AllocError> {
         if let Some(ip) = requested
             && self.contains(ip)
@@ -176,7 +177,7 @@ impl Community {
         }
         self.leases
             .values()
-            .filter(|l| !online(&l.mac))
+            .filter(|l| reclaimable(l))
             .min_by_key(|l| (l.last_seen_unix, l.ip))
             .map(|l| (l.ip, Some(l.mac)))
             .ok_or(AllocError::Exhausted)
@@ -257,24 +258,24 @@ mod tests {
             Mac([2, 0, 0, 0, 0, 3]),
         );
         let (ip1, ip2) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
-        assert_eq!(c.choose_ip(m1, None, |_| false), Ok((ip1, None)));
+        assert_eq!(c.choose_ip(m1, None, |_| true), Ok((ip1, None)));
         c.grant(lease(1, ip1, 10));
         assert_eq!(
-            c.choose_ip(m1, None, |_| false),
+            c.choose_ip(m1, None, |_| true),
             Ok((ip1, None)),
             "stable per MAC"
         );
         // m2 asks for m1's address: taken, so it gets the next free one.
-        assert_eq!(c.choose_ip(m2, Some(ip1), |_| false), Ok((ip2, None)));
+        assert_eq!(c.choose_ip(m2, Some(ip1), |_| true), Ok((ip2, None)));
         c.grant(lease(2, ip2, 5));
         // Pool full (/30 has two hosts): m3 reclaims the oldest offline lease (m2).
-        assert_eq!(c.choose_ip(m3, None, |_| false), Ok((ip2, Some(m2))));
-        assert_eq!(c.choose_ip(m3, None, |_| true), Err(AllocError::Exhausted));
+        assert_eq!(c.choose_ip(m3, None, |_| true), Ok((ip2, Some(m2))));
+        assert_eq!(c.choose_ip(m3, None, |_| false), Err(AllocError::Exhausted));
         c.grant(lease(3, ip2, 20));
         assert!(!c.leases.contains_key(&m2));
         // Out-of-subnet requests are ignored.
         assert_eq!(
-            c.choose_ip(m1, Some(Ipv4Addr::new(192, 168, 1, 1)), |_| false),
+            c.choose_ip(m1, Some(Ipv4Addr::new(192, 168, 1, 1)), |_| true),
             Ok((ip1, None))
         );
     }

@@ -65,6 +65,9 @@ pub struct SupernodeConfig {
     /// An open (unconfigured) community without an edge for this long is removed with its
     /// leases, and its subnet goes back to the pool; zero keeps them for ever.
     pub open_community_idle: Duration,
+    /// A full community takes back an offline edge's lease only once it was last seen this
+    /// long ago.
+    pub lease_reclaim_after: Duration,
     /// The range community subnets are carved from (network, prefix length).
     pub subnet_pool: (Ipv4Addr, u8),
     /// Prefix length of each community's subnet.
@@ -84,6 +87,7 @@ impl Default for SupernodeConfig {
             expiry: Duration::from_secs(45),
             sweep_interval: Duration::from_secs(5),
             open_community_idle: Duration::from_secs(30 * 24 * 3600),
+            lease_reclaim_after: Duration::from_secs(7 * 24 * 3600),
             subnet_pool: (Ipv4Addr::new(10, 128, 0, 0), 9),
             community_prefix: 24,
             allow_open: true,

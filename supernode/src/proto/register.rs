@@ -233,12 +233,16 @@ impl Supernode {
             self.stats.limit_hits.community_full += 1;
             return self.refuse(from, &mut session, &name, NakCode::CommunityFull, reason);
         }
-        let online = |mac: &n2n_common::types::Mac| {
-            c.leases
-                .get(mac)
-                .is_some_and(|l| edges.contains_key(&l.edge_id))
+        // A full pool takes back an offline edge's lease only once it is a lease lifetime
+        // old: a member that fills the subnet with identities of its own cannot win the
+        // address of a member that is merely away.
+        let now_unix = self.unix_time(now);
+        let reclaim_after = self.config.lease_reclaim_after.as_secs();
+        let reclaimable = |l: &Lease| {
+            !edges.contains_key(&l.edge_id)
+                && l.last_seen_unix.saturating_add(reclaim_after) <= now_unix
         };
-        let (ip, reclaimed) = match c.choose_ip(body.mac, body.requested_ip, online) {
+        let (ip, reclaimed) = match c.choose_ip(body.mac, body.requested_ip, reclaimable) {
             Ok(v) => v,
             Err(_) => {
                 let reason = format!("no free address in community {name:?}");
