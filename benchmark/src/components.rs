@@ -64,6 +64,7 @@ fn sample_peer(i: u32) -> PeerInfo {
             identity: [5; 32],
             public: [7; 32],
             epoch: 3,
+            boot: 1_700_000_000,
             signature: [8; 64],
             tag: [9; 16],
         },

@@ -248,6 +248,7 @@ impl World {
         let identity = Signer::from_seed(&[opts.identity; 32]);
         let mut cfg = EdgeConfig::new(&opts.community, k, mac, identity, vec![sn_addr()]);
         cfg.desc = format!("edge{idx}");
+        cfg.boot = UNIX_AT_START as u32;
         cfg.requested_ip = opts.requested_ip;
         cfg.compress = opts.compress;
         if opts.key_rotation.is_some() {
@@ -276,7 +277,8 @@ impl World {
 
     /// Replaces an edge's core with a new one built by `f` from the old config (a restart).
     pub fn restart_edge(&mut self, idx: usize, seed: u64) {
-        let cfg = self.edges[idx].core.config().clone();
+        let mut cfg = self.edges[idx].core.config().clone();
+        cfg.boot += 1; // a new process starts later
         self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
         self.drain();
     }
@@ -284,6 +286,7 @@ impl World {
     /// Restarts edge `idx` with a changed configuration (another identity key, say).
     pub fn restart_edge_with(&mut self, idx: usize, seed: u64, f: impl FnOnce(&mut EdgeConfig)) {
         let mut cfg = self.edges[idx].core.config().clone();
+        cfg.boot += 1;
         f(&mut cfg);
         self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
         self.drain();

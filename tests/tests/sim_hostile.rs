@@ -133,7 +133,7 @@ fn a_supernode_cannot_invent_a_member() {
     };
     let operator = Signer::from_seed(&[66; 32]);
     let wrong_auth = keys("acme", Some("guess")).auth;
-    fake.key = KeyAnnounce::new(&operator, &wrong_auth, [5; 32], 1, &fake.binding());
+    fake.key = KeyAnnounce::new(&operator, &wrong_auth, [5; 32], (0, 1), &fake.binding());
     let before = w.edge_drop(0, "auth");
     say(&mut w, 0, SealedMessage::PeerUpdate { peers: vec![fake] });
     assert_eq!(w.edge_drop(0, "auth") - before, 1);
@@ -160,7 +160,7 @@ fn a_member_cannot_pose_as_another_even_with_the_supernode_on_its_side() {
             ..genuine.clone()
         };
         let b: Binding<'_> = i.binding();
-        i.key = KeyAnnounce::new(&mallory, &auth, [6; 32], 1, &b);
+        i.key = KeyAnnounce::new(&mallory, &auth, [6; 32], (u32::MAX, 1), &b);
         claims.push(i);
     }
     let state = w.edge_state(0);
@@ -194,4 +194,28 @@ fn an_edge_refuses_an_overlay_address_outside_the_private_ranges() {
         |e| matches!(e, Event::RegistrationRefused { reason } if reason.contains("private range")),
     );
     assert!(refused, "{:?}", w.edges[a].events);
+}
+
+/// The supernode shows a newcomer a member's older announcement (validly signed, from before
+/// its last key rotation): the newcomer never saw that key, but the announcement is older
+/// than the one it holds, so it is refused, not taken for a restart that would shut out the
+/// member's current key.
+#[test]
+fn a_supernode_replaying_an_older_announcement_changes_nothing() {
+    let mut w = pair(74);
+    let old = info_of(&w, 1);
+    // Member 1 rotates its static key (every 10 minutes by default).
+    assert!(
+        w.run_until(Duration::from_secs(700), |w| w.edges[1].core.key_epoch()
+            > 0)
+    );
+    let c = w.add_edge(EdgeOptions::new(NatKind::None, 3));
+    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
+    assert_eq!(w.exchange(c, 1, 5), (5, 5));
+    w.run_for(Duration::from_secs(5)); // paths settle
+    let (state, replays) = (w.edge_state(c), w.edge_drop(c, "replay"));
+    say(&mut w, c, SealedMessage::PeerUpdate { peers: vec![old] });
+    assert_eq!(w.edge_drop(c, "replay") - replays, 1);
+    assert_eq!(w.edge_state(c), state);
+    assert_eq!(w.exchange(c, 1, 5), (5, 5));
 }

@@ -19,6 +19,7 @@ fn key() -> KeyAnnounce {
         identity: [0xcc; 32],
         public: [0xaa; 32],
         epoch: 7,
+        boot: 9,
         signature: [0xdd; 64],
         tag: [0xbb; 16],
     }
@@ -41,7 +42,7 @@ fn peer() -> PeerInfo {
 
 const KEY_HEX: &str = concat!(
     "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa00000007",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0000000700000009",
     "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
     "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -320,6 +321,7 @@ fn arb_key() -> impl Strategy<Value = KeyAnnounce> {
             identity,
             public,
             epoch,
+            boot: epoch.rotate_left(7),
             signature: [sig, identity].concat().try_into().unwrap(),
             tag,
         })

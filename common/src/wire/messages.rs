@@ -16,8 +16,11 @@ pub struct KeyAnnounce {
     pub identity: [u8; 32],
     /// X25519 public key.
     pub public: [u8; 32],
-    /// Rotation counter of this key.
+    /// Rotation counter of this key (from 0 at each start).
     pub epoch: u32,
+    /// When the announcing process started (Unix seconds): with `epoch`, orders an edge's
+    /// announcements across restarts, so an older one cannot be passed off as current.
+    pub boot: u32,
     /// The identity key's signature over the binding.
     pub signature: [u8; SIGNATURE_LEN],
     /// HMAC tag over the binding under the community authentication key.
@@ -46,20 +49,22 @@ const ANNOUNCE_TAG: &[u8] = b"n2n-rs/2 announce tag\0";
 
 impl KeyAnnounce {
     /// Encoded length.
-    pub const LEN: usize = 32 + 32 + 4 + SIGNATURE_LEN + 16;
+    pub const LEN: usize = 32 + 32 + 4 + 4 + SIGNATURE_LEN + 16;
 
-    /// Signs and tags the announcement of `public`/`epoch` bound to `b`.
+    /// Signs and tags the announcement of `public` (rotation `epoch` of the process started
+    /// at `boot`) bound to `b`.
     pub fn new(
         identity: &Signer,
         auth: &[u8; 32],
         public: [u8; 32],
-        epoch: u32,
+        (boot, epoch): (u32, u32),
         b: &Binding<'_>,
     ) -> Self {
         let mut a = Self {
             identity: identity.public(),
             public,
             epoch,
+            boot,
             signature: [0; SIGNATURE_LEN],
             tag: [0; 16],
         };
@@ -106,7 +111,13 @@ impl KeyAnnounce {
         w.put(&self.identity);
         w.put(&self.public);
         w.u32(self.epoch);
+        w.u32(self.boot);
         v
+    }
+
+    /// Order of an edge's announcements: later boot first, then later rotation.
+    pub fn freshness(&self) -> (u32, u32) {
+        (self.boot, self.epoch)
     }
 
     /// Decodes from a reader.
@@ -115,6 +126,7 @@ impl KeyAnnounce {
             identity: r.array()?,
             public: r.array()?,
             epoch: r.u32()?,
+            boot: r.u32()?,
             signature: r.array()?,
             tag: r.array()?,
         })
@@ -125,6 +137,7 @@ impl KeyAnnounce {
         w.put(&self.identity);
         w.put(&self.public);
         w.u32(self.epoch);
+        w.u32(self.boot);
         w.put(&self.signature);
         w.put(&self.tag);
     }
@@ -360,7 +373,7 @@ mod tests {
             desc: "nas",
             candidates: &cands,
         };
-        let a = KeyAnnounce::new(&me, &auth, [9; 32], 3, &b);
+        let a = KeyAnnounce::new(&me, &auth, [9; 32], (100, 3), &b);
         assert!(a.valid_for(&auth, &b) && a.signed_for(&b));
         assert!(!a.valid_for(&[8; 32], &b), "another community's auth key");
         assert!(a.signed_for(&b), "the supernode checks only the signature");
@@ -398,5 +411,8 @@ mod tests {
         let mut replayed_epoch = a;
         replayed_epoch.epoch = 4;
         assert!(!replayed_epoch.valid_for(&auth, &b));
+        let mut other_boot = a;
+        other_boot.boot = 101;
+        assert!(!other_boot.valid_for(&auth, &b), "the boot is bound too");
     }
 }

@@ -111,6 +111,10 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let identity = Signer::from_seed(&identity);
     let mut cfg = EdgeConfig::new(&s.community, keys, mac, identity, r.supernodes.clone());
     cfg.desc = s.edge_id.clone();
+    // Orders our announcements across restarts (peers refuse older ones).
+    cfg.boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
     cfg.pinned = r.pinned;
     if cfg.pinned.is_none() {
         cfg.seen = seen::load(&s.state_dir)?;

@@ -16,6 +16,9 @@ pub struct EdgeConfig {
     pub keys: CommunityKeys,
     /// This machine's identity key: its leases belong to it, peers pin it.
     pub identity: Signer,
+    /// When this process started (Unix seconds; the shell reads the clock): orders our
+    /// announcements across restarts. A restart must give a larger value.
+    pub boot: u32,
     /// Description shown to peers (host name by default).
     pub desc: String,
     /// The TAP MAC (stable per machine and community).
@@ -63,6 +66,7 @@ impl EdgeConfig {
         Self {
             community: community.to_string(),
             identity,
+            boot: 0,
             keys,
             desc: String::new(),
             mac,

@@ -233,6 +233,8 @@ pub struct Departed {
     pub left: Instant,
     /// Its static key then, and the last initiation timestamp accepted for it.
     pub last_timestamp: Option<([u8; 32], u64)>,
+    /// (boot, epoch) of its last announcement: an older one is not taken when it returns.
+    pub freshest: (u32, u32),
 }
 
 impl Edge {
@@ -305,7 +307,7 @@ impl Edge {
             &self.config.identity,
             &self.config.keys.auth,
             self.key.public,
-            self.key.epoch,
+            (self.config.boot, self.key.epoch),
             &binding,
         )
     }

@@ -73,15 +73,28 @@ impl Edge {
             self.stats.drops.count(DropReason::Replay);
             return;
         }
+        let older = |seen: (u32, u32)| info.key.freshness() < seen;
+        if self
+            .peers
+            .get(&id)
+            .map(|p| p.info.key.freshness())
+            .or_else(|| self.departed.get(&id).map(|d| d.freshest))
+            .is_some_and(older)
+        {
+            // Older than what it announced before (a replay by the supernode, or a reordered
+            // update): it would pass for a restart and shut out the current key.
+            self.stats.drops.count(DropReason::Replay);
+            return;
+        }
         let (is_new, key_changed, addr_changed) = match self.peers.get_mut(&id) {
             Some(p) => {
                 p.unlisted = false;
                 let key_changed = p.info.key != info.key;
                 if p.info.key.public != info.key.public {
                     // A new static key: its initiation clock is new, and a handshake in
-                    // flight to the old key can never finish. A later epoch is a rotation
-                    // (sessions live on); otherwise the peer restarted and lost every session
-                    // we share, and numbers them from 0 again.
+                    // flight to the old key can never finish. A later epoch of the same boot
+                    // is a rotation (sessions live on); a later boot is a restart: the peer
+                    // lost every session we share, and numbers them from 0 again.
                     if p.old_statics.len() >= 8 {
                         p.old_statics.pop_front();
                     }
@@ -90,7 +103,8 @@ impl Edge {
                     p.handshake = None;
                     p.handshake_retry = Duration::ZERO;
                     p.next_handshake = now;
-                    if info.key.epoch <= p.info.key.epoch {
+                    // (Same boot second and no later epoch: a restart within one second.)
+                    if info.key.boot != p.info.key.boot || info.key.epoch <= p.info.key.epoch {
                         p.keys.clear();
                     }
                 }
@@ -180,6 +194,7 @@ impl Edge {
             self.departed.remove(&oldest);
         }
         let last_timestamp = p.last_timestamp.map(|t| (p.info.key.public, t));
+        let freshest = p.info.key.freshness();
         // Leaving and coming back must not refill its probe budget.
         self.departed_budgets.insert(id, p.punch_budget);
         let info = p.info;
@@ -191,6 +206,7 @@ impl Edge {
                 desc: info.desc,
                 left: now,
                 last_timestamp,
+                freshest,
             },
         );
         let departed = &self.departed;

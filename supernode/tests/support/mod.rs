@@ -51,6 +51,11 @@ pub fn edge_config(
         vec![sn],
     );
     c.desc = format!("edge-{machine}");
+    // Each start is a new process: later than the last.
+    c.boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
     c
 }
 
