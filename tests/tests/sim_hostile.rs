@@ -32,6 +32,10 @@ fn pair(seed: u64) -> World {
     w
 }
 
+fn verifier() -> Option<[u8; 32]> {
+    keys("acme", Some("secret")).verifier()
+}
+
 fn info_of(w: &World, i: usize) -> PeerInfo {
     let id = w.edges[i].core.edge_id().unwrap();
     w.sn.as_ref().unwrap().edges()[&id].peer_info()
@@ -133,7 +137,13 @@ fn a_supernode_cannot_invent_a_member() {
     };
     let operator = Signer::from_seed(&[66; 32]);
     let wrong_auth = keys("acme", Some("guess")).auth;
-    fake.key = KeyAnnounce::new(&operator, &wrong_auth, [5; 32], (0, 1), &fake.binding());
+    fake.key = KeyAnnounce::new(
+        &operator,
+        &wrong_auth,
+        [5; 32],
+        (0, 1),
+        &fake.binding("acme", verifier()),
+    );
     let before = w.edge_drop(0, "auth");
     say(&mut w, 0, SealedMessage::PeerUpdate { peers: vec![fake] });
     assert_eq!(w.edge_drop(0, "auth") - before, 1);
@@ -159,7 +169,7 @@ fn a_member_cannot_pose_as_another_even_with_the_supernode_on_its_side() {
             mac,
             ..genuine.clone()
         };
-        let b: Binding<'_> = i.binding();
+        let b: Binding<'_> = i.binding("acme", verifier());
         i.key = KeyAnnounce::new(&mallory, &auth, [6; 32], (u32::MAX, 1), &b);
         claims.push(i);
     }

@@ -57,6 +57,8 @@ pub struct CommunityKeys {
     pub admission: [u8; 32],
     /// False when derived without a passphrase (open community: encrypted, not authenticated).
     pub has_secret: bool,
+    /// The admission key's public half (see [`CommunityKeys::verifier`]), kept.
+    verifier: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for CommunityKeys {
@@ -90,7 +92,7 @@ impl CommunityKeys {
 
     /// The public verifier that names a closed community (None when open).
     pub fn verifier(&self) -> Option<[u8; 32]> {
-        self.admission_signer().map(|s| s.public())
+        self.verifier
     }
 
     /// Derives the keys of `community` from `passphrase` (None or empty: open community).
@@ -119,11 +121,13 @@ impl CommunityKeys {
             }
             None => (hkdf_expand(&salt, community.as_bytes(), &[b"open"]), false),
         };
+        let admission = hkdf_expand(&salt, &master, &[b"n2n-rs/2 admission"]);
         Self {
             auth: hkdf_expand(&salt, &master, &[b"n2n-rs/1 key-auth"]),
             data: hkdf_expand(&salt, &master, &[b"n2n-rs/1 data"]),
-            admission: hkdf_expand(&salt, &master, &[b"n2n-rs/2 admission"]),
+            admission,
             has_secret,
+            verifier: has_secret.then(|| Signer::from_seed(&admission).public()),
         }
     }
 }

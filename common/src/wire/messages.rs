@@ -32,6 +32,10 @@ pub struct KeyAnnounce {
 /// the id and address it assigned.
 #[derive(Clone, Copy, Debug)]
 pub struct Binding<'a> {
+    /// Community name (an announcement made in one community means nothing in another).
+    pub community: &'a str,
+    /// The community's verifier (None: open).
+    pub verifier: Option<[u8; 32]>,
     /// Edge id.
     pub id: EdgeId,
     /// TAP MAC.
@@ -103,6 +107,14 @@ impl KeyAnnounce {
     fn bound_bytes(&self, b: &Binding<'_>) -> Vec<u8> {
         let mut v = Vec::with_capacity(192);
         let mut w = Writer::new(&mut v);
+        w.string(b.community);
+        match &b.verifier {
+            Some(k) => {
+                w.u8(1);
+                w.put(k);
+            }
+            None => w.u8(0),
+        }
         w.u32(b.id);
         w.put(&b.mac.0);
         w.put(&b.ip.octets());
@@ -192,9 +204,11 @@ impl PeerInfo {
         self.key.write(w);
     }
 
-    /// What this peer's announcement must be bound to.
-    pub fn binding(&self) -> Binding<'_> {
+    /// What this peer's announcement must be bound to, in `community` (with `verifier`).
+    pub fn binding<'a>(&'a self, community: &'a str, verifier: Option<[u8; 32]>) -> Binding<'a> {
         Binding {
+            community,
+            verifier,
             id: self.id,
             mac: self.mac,
             ip: self.ip,
@@ -367,6 +381,8 @@ mod tests {
             addr: "192.168.1.2:7000".parse().unwrap(),
         }];
         let b = Binding {
+            community: "acme",
+            verifier: Some([3; 32]),
             id: 5,
             mac: Mac([2, 0, 0, 0, 0, 5]),
             ip: Ipv4Addr::new(10, 0, 0, 5),
@@ -383,6 +399,14 @@ mod tests {
         }];
         for rebound in [
             Binding { id: 6, ..b },
+            Binding {
+                community: "other",
+                ..b
+            },
+            Binding {
+                verifier: Some([4; 32]),
+                ..b
+            },
             Binding {
                 mac: Mac([2, 0, 0, 0, 0, 6]),
                 ..b

@@ -297,6 +297,8 @@ impl Edge {
     /// Our announcement, bound to our id and address once we have them.
     fn announce(&self) -> KeyAnnounce {
         let binding = Binding {
+            community: &self.config.community,
+            verifier: self.config.keys.verifier(),
             id: self.my_id.unwrap_or(0),
             mac: self.config.mac,
             ip: self.my_ip.map_or(Ipv4Addr::UNSPECIFIED, |(ip, _)| ip),

@@ -41,7 +41,11 @@ impl Edge {
         }
         // The supernode relays announcements but can neither forge one nor rebind one to
         // another id, MAC, IP, name or candidate list.
-        if !info.key.valid_for(&self.config.keys.auth, &info.binding()) {
+        let (community, verifier) = (&self.config.community, self.config.keys.verifier());
+        if !info
+            .key
+            .valid_for(&self.config.keys.auth, &info.binding(community, verifier))
+        {
             self.stats.drops.count(DropReason::Auth);
             return;
         }

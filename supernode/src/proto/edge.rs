@@ -28,6 +28,8 @@ pub struct EdgeRecord {
     pub key: KeyAnnounce,
     /// The identity key it registered with (its lease belongs to it).
     pub identity: [u8; 32],
+    /// The community verifier it proved (None: open).
+    pub verifier: Option<[u8; 32]>,
     /// True once `key` is signed for what peers are told (id, MAC, IP, name, candidates):
     /// only then is the edge listed to its peers.
     pub bound: bool,
@@ -55,6 +57,8 @@ impl EdgeRecord {
     /// and `candidates`.
     pub fn announcement_ok(&self, key: &KeyAnnounce, candidates: &[Candidate]) -> bool {
         let binding = Binding {
+            community: super::base_name(&self.community),
+            verifier: self.verifier,
             id: self.id,
             mac: self.mac,
             ip: self.ip,

@@ -293,6 +293,7 @@ impl Supernode {
             candidates: body.candidates,
             key: body.key,
             identity: body.identity,
+            verifier: body.verifier,
             bound: false,
             last_seen: now,
             registered_at: now,
