@@ -37,6 +37,43 @@ pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     Ok(out)
 }
 
+/// Reads a secret of `N` random bytes kept as hex in `path` (see [`load_or_create_secret`]).
+pub fn read_secret<const N: usize>(path: &Path) -> std::io::Result<[u8; N]> {
+    let text = std::fs::read_to_string(path)?;
+    parse_hex(text.trim()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is corrupt (want {} hex digits)", path.display(), 2 * N),
+        )
+    })
+}
+
+/// Loads the secret in `path`, or creates it from `N` random bytes (hex, mode 0600). Processes
+/// starting at the same moment agree on one secret: only one creates the file.
+pub fn load_or_create_secret<const N: usize>(path: &Path) -> std::io::Result<[u8; N]> {
+    if path.exists() {
+        return read_secret(path);
+    }
+    let secret: [u8; N] = random_bytes()?;
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    if create_private_file(path, format!("{hex}\n").as_bytes())? {
+        Ok(secret)
+    } else {
+        read_secret(path)
+    }
+}
+
+fn parse_hex<const N: usize>(t: &str) -> Option<[u8; N]> {
+    if t.len() != 2 * N || !t.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(t.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Creates `dir` (mode 0700) if needed.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()

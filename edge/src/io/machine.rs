@@ -28,37 +28,10 @@ fn load_or_create_secret<const N: usize>(
     fresh: &str,
 ) -> anyhow::Result<[u8; N]> {
     let path = dir.join(file);
-    let read = |path: &Path| -> anyhow::Result<[u8; N]> {
-        let text = std::fs::read_to_string(path)?;
-        parse(text.trim()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} is corrupt (want {} hex digits); delete it to get {fresh}",
-                path.display(),
-                2 * N
-            )
-        })
-    };
-    if path.exists() {
-        return read(&path);
-    }
-    let id: [u8; N] = os::random_bytes()?;
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    if os::create_private_file(&path, format!("{hex}\n").as_bytes())? {
-        Ok(id)
-    } else {
-        read(&path)
-    }
-}
-
-fn parse<const N: usize>(t: &str) -> Option<[u8; N]> {
-    if t.len() != 2 * N || !t.is_ascii() {
-        return None;
-    }
-    let mut id = [0u8; N];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(t.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(id)
+    os::load_or_create_secret(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => anyhow::anyhow!("{e}; delete it to get {fresh}"),
+        _ => e.into(),
+    })
 }
 
 /// 32 bytes from the operating system's random source (seeds the core's RNG).

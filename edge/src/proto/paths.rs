@@ -19,7 +19,7 @@ pub(super) fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: 
 }
 
 /// True if `b` is a host address (not the network or broadcast address) of `a`'s subnet.
-fn host_in_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
+pub(super) fn host_in_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
     let host_bits = !(u32::MAX
         .checked_shl(32 - u32::from(prefix.min(32)))
         .unwrap_or(0));

@@ -34,13 +34,9 @@ fn overlay_address_ok(ip: std::net::Ipv4Addr, prefix: u8) -> bool {
     let within = private
         .iter()
         .any(|&(net, len)| len <= prefix && super::paths::same_subnet(ip, net.into(), len));
-    let host = u32::from(ip) & !(u32::MAX << (32 - u32::from(prefix.clamp(8, 30))));
     // At least a /16: a shorter prefix would route most of a private range (where the
     // user's own networks live) into the TAP.
-    (16..=30).contains(&prefix)
-        && within
-        && host != 0
-        && host != !(u32::MAX << (32 - u32::from(prefix)))
+    (16..=30).contains(&prefix) && within && super::paths::host_in_subnet(ip, ip, prefix)
 }
 
 fn backoff(attempts: u32) -> Duration {
