@@ -32,6 +32,20 @@ pub fn keys(community: &str, passphrase: Option<&str>) -> CommunityKeys {
     CommunityKeys::derive(community, passphrase, KdfParams::FAST_INSECURE)
 }
 
+/// A community policy that admits only the members of `passphrase` (its verifier listed).
+pub fn closed_policy(community: &str, passphrase: &str) -> n2n_supernode::proto::CommunityPolicy {
+    n2n_supernode::proto::CommunityPolicy {
+        verifiers: keys(community, Some(passphrase))
+            .verifier()
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Where the simulator's attackers send from.
+pub const ATTACKER: &str = "203.0.113.66:4444";
+
 /// An edge living in the world.
 pub struct SimEdge {
     /// Its socket address on its host.
@@ -158,6 +172,17 @@ impl World {
             began: now,
         };
         w.start_supernode();
+        w
+    }
+
+    /// A world with a default supernode and two members of "acme" (passphrase "secret",
+    /// public addresses), registered and connected, with the wire log on.
+    pub fn connected_pair(seed: u64) -> Self {
+        let mut w = Self::new(seed, SupernodeConfig::default());
+        w.capture = true;
+        w.add_edge(EdgeOptions::new(NatKind::None, 1));
+        w.add_edge(EdgeOptions::new(NatKind::None, 2));
+        assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
         w
     }
 

@@ -8,7 +8,7 @@ use n2n_common::crypto::signing::Signer;
 use n2n_common::sim::NatKind;
 use n2n_edge::proto::Event;
 use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
-use n2n_tests::{EdgeOptions, World, keys};
+use n2n_tests::{EdgeOptions, World, closed_policy};
 use std::time::Duration;
 
 fn refusal(w: &World, i: usize) -> Option<String> {
@@ -20,11 +20,7 @@ fn refusal(w: &World, i: usize) -> Option<String> {
 
 /// Two members of "acme" (passphrase "secret"), connected.
 fn members(seed: u64) -> World {
-    let mut w = World::new(seed, SupernodeConfig::default());
-    w.add_edge(EdgeOptions::new(NatKind::None, 1));
-    w.add_edge(EdgeOptions::new(NatKind::None, 2));
-    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
-    w
+    World::connected_pair(seed)
 }
 
 fn identity_of(w: &World, i: usize) -> [u8; 32] {
@@ -234,16 +230,8 @@ fn leases_from_protocol_v1_carry_over_once_the_operator_lists_the_verifier() {
     // The operator lists the verifier: the members get their v1 leases.
     w.kill_supernode();
     let mut cfg = SupernodeConfig::default();
-    cfg.communities.insert(
-        "acme".into(),
-        CommunityPolicy {
-            verifiers: keys("acme", Some("secret"))
-                .verifier()
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        },
-    );
+    cfg.communities
+        .insert("acme".into(), closed_policy("acme", "secret"));
     w.start_supernode_with(cfg);
     assert!(w.run_until(Duration::from_secs(120), |w| {
         w.sn.as_ref().unwrap().communities()["acme"].members.len() == 2

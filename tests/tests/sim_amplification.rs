@@ -8,19 +8,12 @@ use n2n_common::types::{Candidate, CandidateKind};
 use n2n_common::wire::sealed::SealedMessage;
 use n2n_edge::proto::Command;
 use n2n_supernode::proto::SupernodeConfig;
-use n2n_tests::{EdgeOptions, SN_ADDR, World};
+use n2n_tests::{ATTACKER, EdgeOptions, SN_ADDR, World};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const ATTACKER: &str = "203.0.113.66:4444";
-
 fn pair(seed: u64) -> World {
-    let mut w = World::new(seed, SupernodeConfig::default());
-    w.capture = true;
-    w.add_edge(EdgeOptions::new(NatKind::None, 1));
-    w.add_edge(EdgeOptions::new(NatKind::None, 2));
-    assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
-    w
+    World::connected_pair(seed)
 }
 
 fn sent_to(w: &World, to: SocketAddr, from_sn: bool) -> Vec<Vec<u8>> {

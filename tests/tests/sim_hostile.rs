@@ -13,17 +13,13 @@ use n2n_common::wire::messages::{Binding, KeyAnnounce, PeerInfo};
 use n2n_common::wire::sealed::SealedMessage;
 use n2n_edge::proto::{Event, Path};
 use n2n_supernode::proto::SupernodeConfig;
-use n2n_tests::{EdgeOptions, World, keys};
+use n2n_tests::{ATTACKER, EdgeOptions, World, keys};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-const ATTACKER: &str = "203.0.113.66:4444";
-
+/// Two members with direct paths both ways, settled.
 fn pair(seed: u64) -> World {
-    let mut w = World::new(seed, SupernodeConfig::default());
-    w.capture = true;
-    w.add_edge(EdgeOptions::new(NatKind::None, 1));
-    w.add_edge(EdgeOptions::new(NatKind::None, 2));
+    let mut w = World::connected_pair(seed);
     assert!(w.run_until(Duration::from_secs(10), |w| {
         matches!(w.path(0, 1), Some(Path::Direct { .. }))
             && matches!(w.path(1, 0), Some(Path::Direct { .. }))

@@ -6,7 +6,7 @@ use n2n_common::sim::NatKind;
 use n2n_common::types::Mac;
 use n2n_edge::proto::{Event, Path};
 use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
-use n2n_tests::{EdgeOptions, World, frame, keys};
+use n2n_tests::{EdgeOptions, World, closed_policy, frame};
 use std::time::Duration;
 
 fn mac_of(w: &World, i: usize) -> [u8; 6] {
@@ -97,16 +97,8 @@ fn leases_are_stable_per_mac_and_static_requests_are_honoured() {
 #[test]
 fn restricted_community_refuses_a_wrong_secret_with_a_clear_reason() {
     let mut cfg = SupernodeConfig::default();
-    cfg.communities.insert(
-        "acme".into(),
-        CommunityPolicy {
-            verifiers: keys("acme", Some("secret"))
-                .verifier()
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        },
-    );
+    cfg.communities
+        .insert("acme".into(), closed_policy("acme", "secret"));
     cfg.allow_open = false;
     let mut w = World::new(3, cfg);
     let good = w.add_edge(EdgeOptions::new(NatKind::None, 1));
