@@ -1,5 +1,6 @@
-//! The namespace lab: a switch namespace with a bridge and three hosts on it, `sn`
-//! (192.0.2.1), `a` (192.0.2.11) and `b` (192.0.2.12), veth offloads off so the native path is
+//! The namespace lab: a switch namespace with a bridge and four hosts on it, `sn`
+//! (192.0.2.1), `a` (192.0.2.11), `b` (192.0.2.12) and `c` (192.0.2.13, the soak's churning
+//! edges and junk source), veth offloads off so the native path is
 //! the per-packet ceiling every overlay is held against (like ../shared/lab's
 //! native-nooffload). Daemons started in it are stopped by PID and the namespaces deleted on
 //! drop. Nothing in the lab has a route out of it.
@@ -19,7 +20,12 @@ pub enum Host {
     A,
     /// The server side.
     B,
+    /// A third host (the soak's churn and junk).
+    C,
 }
+
+/// Every host of the lab.
+const HOSTS: [Host; 4] = [Host::Sn, Host::A, Host::B, Host::C];
 
 impl Host {
     /// Its underlay address.
@@ -28,6 +34,7 @@ impl Host {
             Host::Sn => Ipv4Addr::new(192, 0, 2, 1),
             Host::A => Ipv4Addr::new(192, 0, 2, 11),
             Host::B => Ipv4Addr::new(192, 0, 2, 12),
+            Host::C => Ipv4Addr::new(192, 0, 2, 13),
         }
     }
 
@@ -36,6 +43,7 @@ impl Host {
             Host::Sn => "sn",
             Host::A => "a",
             Host::B => "b",
+            Host::C => "c",
         }
     }
 }
@@ -46,9 +54,15 @@ pub struct Lab {
     dir: PathBuf,
     children: Vec<Child>,
     files: Vec<PathBuf>,
+    keep: bool,
 }
 
 impl Lab {
+    /// Keeps the lab's directory (logs) when it goes down, for a post-mortem.
+    pub fn keep_files(&mut self) {
+        self.keep = true;
+    }
+
     /// Creates the namespaces; `prefix` keeps concurrent labs apart.
     pub fn up(prefix: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("{prefix}run-{}", std::process::id()));
@@ -58,6 +72,7 @@ impl Lab {
             dir,
             children: Vec::new(),
             files: Vec::new(),
+            keep: false,
         };
         lab.build()
             .context("build the namespace lab (needs root)")?;
@@ -69,7 +84,7 @@ impl Lab {
         ip(&["netns", "add", &sw])?;
         ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &sw, "link", "set", "br0", "up"])?;
-        for (i, h) in [Host::Sn, Host::A, Host::B].into_iter().enumerate() {
+        for (i, h) in HOSTS.into_iter().enumerate() {
             let ns = self.ns(h);
             let port = format!("p{i}");
             ip(&["netns", "add", &ns])?;
@@ -93,7 +108,7 @@ impl Lab {
         self.set_offloads(false)?;
         // Some daemons (vpncloud) insist on a default route; it points at the lab's sn host,
         // which does not forward, so nothing leaves the lab.
-        for h in [Host::A, Host::B] {
+        for h in [Host::A, Host::B, Host::C] {
             ip(&[
                 "-n",
                 &self.ns(h),
@@ -112,7 +127,7 @@ impl Lab {
     pub fn set_offloads(&self, on: bool) -> anyhow::Result<()> {
         let sw = self.sw();
         let state = if on { "on" } else { "off" };
-        for (i, h) in [Host::Sn, Host::A, Host::B].into_iter().enumerate() {
+        for (i, h) in HOSTS.into_iter().enumerate() {
             let (ns, port) = (self.ns(h), format!("p{i}"));
             for (n, dev) in [(&sw, port.as_str()), (&ns, "eth0")] {
                 let st = Command::new("ip")
@@ -186,6 +201,27 @@ impl Lab {
         let pid = child.id();
         self.children.push(child);
         Ok(pid)
+    }
+
+    /// Stops the daemon `pid` started by [`Lab::spawn`] with `signal` ("TERM", "KILL", "INT")
+    /// and waits for it (at most 5 s, then SIGKILL); it is no longer the lab's.
+    pub fn stop(&mut self, pid: u32, signal: &str) -> anyhow::Result<()> {
+        let i = self
+            .children
+            .iter()
+            .position(|c| c.id() == pid)
+            .with_context(|| format!("pid {pid} is not a daemon of this lab"))?;
+        let mut child = self.children.swap_remove(i);
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
     }
 
     /// Deletes `path` (a daemon's socket outside the lab directory) when the lab goes down.
@@ -279,18 +315,15 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in [
-            self.ns(Host::Sn),
-            self.ns(Host::A),
-            self.ns(Host::B),
-            self.sw(),
-        ] {
+        for ns in HOSTS.map(|h| self.ns(h)).into_iter().chain([self.sw()]) {
             let _ = ip(&["netns", "del", &ns]);
         }
         for f in &self.files {
             let _ = std::fs::remove_file(f);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! `benchmark`: measures n2n-rs layer by layer, next to the native path measured in the same
 //! run. `benchmark` (or `benchmark run`) measures components, the TAP device, the end-to-end
 //! path in a namespace lab and the supernode; `benchmark compare` adds the peer VPNs that are
-//! installed; `benchmark sn-load` is the large supernode load test.
+//! installed; `benchmark sn-load` is the large supernode load test; `benchmark ab` alternates
+//! two builds on the direct path; `benchmark soak` is the hostile soak.
 
+mod ab;
 mod chart;
 mod components;
 mod fleet;
@@ -12,6 +14,7 @@ mod overlays;
 mod progress;
 mod report;
 mod snload;
+mod soak;
 mod tap;
 
 use anyhow::Context;
@@ -43,6 +46,31 @@ enum Mode {
     Compare(RunOptions),
     /// Supernode load: N edges in M communities registering and heartbeating.
     SnLoad(snload::Options),
+    /// Old against new build on the direct path, alternating, with medians and a verdict.
+    Ab(ab::Options),
+    /// Hostile soak: churn, a supernode restart and a junk flood around two pinging edges.
+    Soak(soak::Options),
+    /// (internal) sends junk datagrams.
+    #[command(hide = true)]
+    Junk {
+        /// Destinations (repeatable).
+        #[arg(long)]
+        to: Vec<std::net::SocketAddr>,
+        /// Datagrams per second in total.
+        #[arg(long)]
+        pps: u32,
+        /// How long.
+        #[arg(long)]
+        seconds: u64,
+    },
+    /// (internal) prints the body of an API GET.
+    #[command(hide = true)]
+    ApiGet {
+        /// API address.
+        api: std::net::SocketAddr,
+        /// Path.
+        path: String,
+    },
     /// (internal) measures a TAP device inside the current namespace.
     #[command(hide = true)]
     TapProbe {
@@ -160,6 +188,10 @@ fn main() -> ExitCode {
         Some(Mode::Run(o)) => rt.block_on(run(o, false)),
         Some(Mode::Compare(o)) => rt.block_on(run(o, true)),
         Some(Mode::SnLoad(o)) => rt.block_on(snload::run(o)),
+        Some(Mode::Ab(o)) => ab::run(o),
+        Some(Mode::Soak(o)) => soak::run(o),
+        Some(Mode::Junk { to, pps, seconds }) => soak::junk(&to, pps, seconds),
+        Some(Mode::ApiGet { api, path }) => soak::api_get(api, &path),
         Some(Mode::TapProbe { millis }) => tap::probe(millis),
     };
     match result {

@@ -293,7 +293,7 @@ fn n2n_rs(lab: &mut Lab, bins: &Bins, relayed: bool) -> anyhow::Result<Up> {
 
 /// Waits until a's edge reports `path` ("direct" or "relayed") to b, so the intended path is
 /// what gets measured.
-fn wait_path(lab: &Lab, edge: &str, path: &str) -> anyhow::Result<()> {
+pub fn wait_path(lab: &Lab, edge: &str, path: &str) -> anyhow::Result<()> {
     for _ in 0..100 {
         let out = lab.exec(Host::A, &[edge, "peers", "--json"])?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();

@@ -102,3 +102,52 @@ fn check_files(dir: &Path) {
     let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
     assert!(svg.contains("TCP 1 stream") && svg.contains("n2n-rs"));
 }
+
+/// The two-minute hostile soak (`benchmark soak`; the run is 30 minutes): churning
+/// edges, a supernode restart and a junk flood at the supernode and edge b, while a pings b.
+/// The run fails by itself if a well-behaved daemon dies or a ping gap exceeds 5 s; here we
+/// also check that the flood and the churn really happened and were counted.
+#[test]
+fn two_minute_hostile_soak_keeps_the_well_behaved_edges_talking() {
+    sibling_bin("n2n-edge", "edge");
+    sibling_bin("n2n-supernode", "supernode");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_benchmark"))
+        .args(["soak", "--seconds", "120", "--junk-pps", "1000", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "benchmark soak failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("soak.json")).unwrap())
+            .unwrap();
+    assert!(json["longest_ping_gap"].as_f64().unwrap() <= 5.0);
+    assert!(json["ping_replies"].as_u64().unwrap() > 300, "{json}");
+    assert_eq!(json["churn"]["supernode restart"], 1);
+    assert!(json["churn"]["join"].as_u64().unwrap() > 0, "{json}");
+    for who in ["supernode", "b"] {
+        let dropped: u64 = json["drops"][who]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert!(
+            dropped > 10_000,
+            "{who} counted only {dropped} junk drops: {json}"
+        );
+    }
+    for k in [
+        "supernode start",
+        "supernode end",
+        "edge a end",
+        "edge b end",
+    ] {
+        assert!(json["rss_kib"][k].as_u64().unwrap() > 0, "{k}: {json}");
+    }
+}

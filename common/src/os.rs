@@ -63,7 +63,8 @@ pub fn load_or_create_secret<const N: usize>(path: &Path) -> std::io::Result<[u8
     }
 }
 
-fn parse_hex<const N: usize>(t: &str) -> Option<[u8; N]> {
+/// `N` bytes from exactly `2N` hex digits.
+pub fn parse_hex<const N: usize>(t: &str) -> Option<[u8; N]> {
     if t.len() != 2 * N || !t.is_ascii() {
         return None;
     }

@@ -57,6 +57,7 @@ impl TokenBucket {
 
 /// Token buckets keyed by `K`, with idle buckets pruned.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct KeyedLimiter<K: Ord> {
     rate: Rate,
     buckets: BTreeMap<K, TokenBucket>,

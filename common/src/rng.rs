@@ -4,6 +4,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 /// A cryptographically strong RNG seeded by the shell (from the OS) or by a test (fixed seed).
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CoreRng(ChaCha20Rng);
 
 impl CoreRng {

@@ -26,7 +26,9 @@ pub enum Role {
 
 /// One end of an edge-supernode session. Keys are kept raw and expanded per message: control
 /// traffic is a few messages per minute, and a supernode holds one session per edge (an
-/// expanded AES-GCM key is over 1 KiB; this whole struct is under 200 bytes).
+/// expanded AES-GCM key is over 1 KiB; this whole struct is under 200 bytes). Never Clone
+/// outside fuzzing: a copy would seal under the same counters.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct ControlSession {
     tx: [u8; 32],
     rx: [u8; 32],

@@ -134,6 +134,19 @@ fn supernode_restart_mid_transfer_keeps_the_direct_path_and_the_addresses() {
         "same addresses"
     );
     assert_eq!(lab.peers(&na).unwrap()["peers"][0]["path"], "direct");
+    // a pinned b's identity key in its state directory (kept for its next start).
+    let state = lab.dir.path().join("state-a");
+    let pins: String = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("peer-pins-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        pins.lines()
+            .any(|l| l.split_whitespace().nth(3) == Some(ip_b.as_str())),
+        "no pin for b in a's state dir: {pins:?}"
+    );
 }
 
 /// Issue 12 #1: after a suspend longer than the supernode's expiry, v1 rebuilt the same pair

@@ -302,16 +302,15 @@ impl World {
 
     /// Replaces an edge's core with a new one built by `f` from the old config (a restart).
     pub fn restart_edge(&mut self, idx: usize, seed: u64) {
-        let mut cfg = self.edges[idx].core.config().clone();
-        cfg.boot += 1; // a new process starts later
-        self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
-        self.drain();
+        self.restart_edge_with(idx, seed, |_| {});
     }
 
-    /// Restarts edge `idx` with a changed configuration (another identity key, say).
+    /// Restarts edge `idx` with a changed configuration (another identity key, say). The new
+    /// process gets the old one's peer pins, as the shell saves and loads them.
     pub fn restart_edge_with(&mut self, idx: usize, seed: u64, f: impl FnOnce(&mut EdgeConfig)) {
         let mut cfg = self.edges[idx].core.config().clone();
-        cfg.boot += 1;
+        cfg.boot += 1; // a new process starts later
+        cfg.pins = self.edges[idx].core.pinned_peers(self.now);
         f(&mut cfg);
         self.edges[idx].core = Edge::new(cfg, CoreRng::seeded(seed), self.now);
         self.drain();

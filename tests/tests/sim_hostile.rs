@@ -225,3 +225,43 @@ fn a_supernode_replaying_an_older_announcement_changes_nothing() {
     assert_eq!(w.edge_state(c), state);
     assert_eq!(w.exchange(c, 1, 5), (5, 5));
 }
+
+/// Pins outlive a restart of the edge: the supernode cannot show the new process a colluding
+/// member's announcement for the address of a member that is away (first sight would pin it),
+/// and the member itself comes back unhindered.
+#[test]
+fn a_restarted_edge_keeps_its_pins() {
+    let mut w = pair(75);
+    let genuine = info_of(&w, 1);
+    // Member 1 is suspended: the supernode drops it and edge 0 sees it leave.
+    w.freeze(1, true);
+    assert!(w.run_until(Duration::from_secs(300), |w| {
+        w.edges[0].core.peers().is_empty()
+    }));
+    w.restart_edge(0, 76);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.edges[0].core.is_registered()));
+    let mallory = Signer::from_seed(&[13; 32]);
+    let mut claim = genuine.clone();
+    let b: Binding<'_> = claim.binding("acme", verifier());
+    claim.key = KeyAnnounce::new(
+        &mallory,
+        &keys("acme", Some("secret")).auth,
+        [6; 32],
+        (u32::MAX, 1),
+        &b,
+    );
+    let (events, auth) = (w.edges[0].events.len(), w.edge_drop(0, "auth"));
+    say(&mut w, 0, SealedMessage::PeerUpdate { peers: vec![claim] });
+    assert_eq!(w.edge_drop(0, "auth") - auth, 1);
+    assert!(w.edges[0].core.peers().is_empty());
+    assert!(
+        w.edges[0].events[events..]
+            .iter()
+            .any(|e| matches!(e, Event::PeerRefused { reason } if reason.contains("pinned"))),
+        "{:?}",
+        &w.edges[0].events[events..]
+    );
+    w.freeze(1, false);
+    assert!(w.run_until(Duration::from_secs(60), |w| w.all_connected()));
+    assert_eq!(w.exchange(0, 1, 5), (5, 5));
+}

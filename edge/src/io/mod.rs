@@ -6,6 +6,7 @@ pub mod hosts;
 pub mod logstore;
 pub mod machine;
 pub mod offload;
+pub mod peer_pins;
 pub mod portmap;
 pub mod seen;
 pub mod tap;
@@ -112,13 +113,13 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let mut cfg = EdgeConfig::new(&s.community, keys, mac, identity, r.supernodes.clone());
     cfg.desc = s.edge_id.clone();
     // Orders our announcements across restarts (peers refuse older ones).
-    cfg.boot = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    cfg.boot = u32::try_from(unix_now()).unwrap_or(u32::MAX);
     cfg.pinned = r.pinned;
     if cfg.pinned.is_none() {
         cfg.seen = seen::load(&s.state_dir)?;
     }
+    let pins_file = peer_pins::file(&s.state_dir, &s.community, cfg.keys.verifier());
+    cfg.pins = peer_pins::load(&pins_file, unix_now())?;
     cfg.requested_ip = s.static_ip;
     cfg.compress = s.compress;
     cfg.max_heartbeat = s.heartbeat;
@@ -288,6 +289,7 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     core.handle_command(Instant::now(), Command::Shutdown);
     drain(&mut core, &tap, &sock, &mut info, &s.state_dir);
+    save_pins(&core, &s.state_dir);
     if let Some(Err(e)) = hosts.as_mut().map(|h| h.remove()) {
         tracing::warn!(error = %e, path = %s.hosts_file, "cannot remove peer names from the hosts file");
     }
@@ -307,6 +309,23 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Wall-clock seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Saves the peer pins for the next process; a failure is logged (they hold until we stop).
+fn save_pins(core: &Edge, state_dir: &std::path::Path) {
+    let cfg = core.config();
+    let path = peer_pins::file(state_dir, &cfg.community, cfg.keys.verifier());
+    let pins = core.pinned_peers(Instant::now());
+    if let Err(e) = peer_pins::save(&path, &cfg.community, &pins, unix_now()) {
+        tracing::error!(error = %e, file = %path.display(), "cannot save the peer pins; they hold until the edge stops");
+    }
 }
 
 /// This edge and its peers as (address, description), for the hosts file.
@@ -373,8 +392,9 @@ fn drain(
             ),
             Event::PeerRefused { reason } => tracing::warn!(
                 %reason,
-                "peer announcement refused (pinned identity keys are kept until the edge restarts)"
+                "peer announcement refused (a pin lapses 10 minutes after its member leaves)"
             ),
+            Event::PinsChanged => save_pins(core, state_dir),
             Event::SupernodeLost => tracing::warn!(
                 "supernode stopped answering; direct paths keep working, re-registering"
             ),

@@ -30,6 +30,8 @@ pub struct EdgeConfig {
     /// Identities seen before, by supernode address (trust on first use): a supernode at one
     /// of these addresses must prove the same identity again. `pinned` wins over these.
     pub seen: std::collections::BTreeMap<SocketAddr, Fingerprint>,
+    /// Peer pins saved by an earlier process (the core takes them at start).
+    pub pins: Vec<super::PinnedPeer>,
     /// Ask for this virtual IP.
     pub requested_ip: Option<Ipv4Addr>,
     /// Compress frames with zstd when that makes them smaller.
@@ -73,6 +75,7 @@ impl EdgeConfig {
             supernodes,
             pinned: None,
             seen: Default::default(),
+            pins: Vec::new(),
             requested_ip: None,
             compress: false,
             candidates: Vec::new(),

@@ -14,6 +14,7 @@ mod registration;
 
 pub use config::EdgeConfig;
 pub use peer::{MAX_KEYS, PairKey, Path, Peer};
+pub use pins::{PIN_LAPSES_AFTER, PinnedPeer};
 pub use receive::{MAX_MACS_PER_PEER, Note, RxAction, RxState};
 
 use n2n_common::crypto::identity::Fingerprint;
@@ -64,6 +65,9 @@ pub enum Event {
         /// Its identity.
         fingerprint: Fingerprint,
     },
+    /// Peer pins changed, or a present member's pin is due a refresh of its "last seen": the
+    /// shell saves [`Edge::pinned_peers`] so that the next process keeps them.
+    PinsChanged,
     /// A supernode was refused (identity mismatch or bad signature).
     SupernodeRejected {
         /// Why.
@@ -196,6 +200,8 @@ pub struct Edge {
     departed: BTreeMap<EdgeId, Departed>,
     /// Peers' identity keys, pinned to their id, MAC and IP at first sight.
     pins: pins::Pins,
+    /// When present members' pins are next saved again (their "last seen" moves on).
+    pins_refresh_at: Instant,
     /// Probe budgets of departed peers (see [`Departed`]), restored if they come back.
     departed_budgets: BTreeMap<EdgeId, n2n_common::ratelimit::TokenBucket>,
     sync_seen: Option<Vec<EdgeId>>,
@@ -214,6 +220,10 @@ pub struct Edge {
     data_counters: std::sync::Arc<forward::DataCounters>,
     rx: RxState,
 }
+
+/// How often present members' pins are saved again: a crashed edge restarted within
+/// [`PIN_LAPSES_AFTER`] minus this still holds them.
+pub const PINS_REFRESH_EVERY: Duration = Duration::from_secs(120);
 
 /// How long a departed peer is remembered.
 pub const DEPARTED_FOR: Duration = Duration::from_secs(24 * 3600);
@@ -258,6 +268,7 @@ impl Edge {
             peers: BTreeMap::new(),
             departed: BTreeMap::new(),
             pins: Default::default(),
+            pins_refresh_at: now + PINS_REFRESH_EVERY,
             departed_budgets: BTreeMap::new(),
             sync_seen: None,
             macs: BTreeMap::new(),
@@ -275,6 +286,8 @@ impl Edge {
             data_counters: Default::default(),
             rx: RxState::default(),
         };
+        let saved = std::mem::take(&mut edge.config.pins);
+        edge.pins.restore(now, &saved);
         edge.start_hello(now, 0);
         if let Some(every) = edge.config.key_rotation {
             edge.timers.set(Timer::KeyRotation, now + every);
@@ -466,6 +479,12 @@ impl Edge {
                     self.maintain_paths(now);
                     self.maintain_sessions(now);
                     self.age_state(now);
+                    if now >= self.pins_refresh_at {
+                        self.pins_refresh_at = now + PINS_REFRESH_EVERY;
+                        if self.pins.any_present() {
+                            self.events.push_back(Event::PinsChanged);
+                        }
+                    }
                     let any_punching = self.peers.values().any(|p| p.punching(now));
                     let next = if any_punching {
                         self.config.probe_interval
@@ -486,7 +505,15 @@ impl Edge {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.pins.take_changed() {
+            self.events.push_back(Event::PinsChanged);
+        }
         self.events.pop_front()
+    }
+
+    /// Every peer pin, to be saved for the next process ([`EdgeConfig::pins`]).
+    pub fn pinned_peers(&self, now: Instant) -> Vec<PinnedPeer> {
+        self.pins.snapshot(now)
     }
 
     /// The next frame to write to the TAP device.

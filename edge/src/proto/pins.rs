@@ -4,6 +4,9 @@
 //! gone for [`PIN_LAPSES_AFTER`]: a reinstalled member whose lease the operator released
 //! comes back without every peer restarting. (So a hostile supernode that hides a member
 //! from us that long can then hand its address to another member: the threat model says so.)
+//! Pins outlive a restart of the edge: the shell saves [`PinnedPeer`]s in the state
+//! directory and hands them back to the next process, where each counts as departed since it
+//! was last seen.
 
 use n2n_common::types::{EdgeId, Mac};
 use std::collections::HashMap;
@@ -11,7 +14,22 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// How long a departed member's pins outlive it.
-pub(super) const PIN_LAPSES_AFTER: Duration = Duration::from_secs(600);
+pub const PIN_LAPSES_AFTER: Duration = Duration::from_secs(600);
+
+/// A pin as it outlives the process: an identity key bound to an id, MAC and IP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedPeer {
+    /// The member's identity key.
+    pub identity: [u8; 32],
+    /// Its edge id.
+    pub id: EdgeId,
+    /// Its MAC.
+    pub mac: Mac,
+    /// Its overlay IP.
+    pub ip: Ipv4Addr,
+    /// How long ago it left (None: present when the snapshot was taken).
+    pub away: Option<Duration>,
+}
 
 /// Pins by identity, and the identity that owns each pinned id, MAC and IP.
 #[derive(Debug, Default)]
@@ -21,9 +39,58 @@ pub(super) struct Pins {
     mac_owner: HashMap<Mac, [u8; 32]>,
     ip_owner: HashMap<Ipv4Addr, [u8; 32]>,
     gone_since: HashMap<[u8; 32], Instant>,
+    /// Set when a pin is added, lapses or its member leaves or returns.
+    changed: bool,
 }
 
 impl Pins {
+    /// Pins from an earlier process: each counts as departed since it was last seen, so it
+    /// lapses [`PIN_LAPSES_AFTER`] from then unless its member comes back. Records that
+    /// contradict an earlier one are skipped.
+    pub(super) fn restore(&mut self, now: Instant, saved: &[PinnedPeer]) {
+        for p in saved {
+            let away = p.away.unwrap_or_default();
+            if away >= PIN_LAPSES_AFTER {
+                continue;
+            }
+            if self.admit(now, p.identity, p.id, p.mac, p.ip).is_ok() {
+                self.gone_since
+                    .insert(p.identity, now.checked_sub(away).unwrap_or(now));
+            }
+        }
+        self.changed = false;
+    }
+
+    /// Every pin, for the shell to save.
+    pub(super) fn snapshot(&self, now: Instant) -> Vec<PinnedPeer> {
+        let mut all: Vec<PinnedPeer> = self
+            .by_identity
+            .iter()
+            .map(|(identity, &(id, mac, ip))| PinnedPeer {
+                identity: *identity,
+                id,
+                mac,
+                ip,
+                away: self
+                    .gone_since
+                    .get(identity)
+                    .map(|t| now.saturating_duration_since(*t)),
+            })
+            .collect();
+        all.sort_by_key(|p| p.id);
+        all
+    }
+
+    /// True once after any change since the last call.
+    pub(super) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// True if a pinned member is present (its saved "last seen" grows stale).
+    pub(super) fn any_present(&self) -> bool {
+        self.by_identity.len() > self.gone_since.len()
+    }
+
     /// Accepts `identity` at (id, MAC, IP) if that agrees with every pin, pinning it the first
     /// time; else says what it contradicts.
     pub(super) fn admit(
@@ -45,7 +112,7 @@ impl Pins {
         }
         if let Some(&(pid, pmac, pip)) = self.by_identity.get(&identity) {
             if (pid, pmac, pip) == (id, mac, ip) {
-                self.gone_since.remove(&identity);
+                self.changed |= self.gone_since.remove(&identity).is_some();
                 return Ok(());
             }
             if !self.gone_since.contains_key(&identity) {
@@ -71,6 +138,7 @@ impl Pins {
             ));
         }
         self.gone_since.remove(&identity);
+        self.changed = true;
         self.by_identity.insert(identity, (id, mac, ip));
         self.id_owner.insert(id, identity);
         self.mac_owner.insert(mac, identity);
@@ -81,12 +149,14 @@ impl Pins {
     /// The member with `identity` left: its pins lapse after [`PIN_LAPSES_AFTER`] unless it
     /// comes back.
     pub(super) fn departed(&mut self, now: Instant, identity: [u8; 32]) {
-        if self.by_identity.contains_key(&identity) {
-            self.gone_since.entry(identity).or_insert(now);
+        if self.by_identity.contains_key(&identity) && !self.gone_since.contains_key(&identity) {
+            self.gone_since.insert(identity, now);
+            self.changed = true;
         }
     }
 
     fn forget(&mut self, identity: &[u8; 32]) {
+        self.changed = true;
         self.gone_since.remove(identity);
         if let Some((id, mac, ip)) = self.by_identity.remove(identity) {
             self.id_owner.remove(&id);
@@ -145,5 +215,63 @@ mod tests {
             p.admit(end, [6; 32], 6, mac5, Ipv4Addr::new(10, 0, 0, 6))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn pins_outlive_a_restart_and_lapse_from_when_their_member_was_last_seen() {
+        let now = Instant::now() + 2 * PIN_LAPSES_AFTER;
+        let mut p = Pins::default();
+        let (mac1, mac2) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        let (ip1, ip2) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert!(p.admit(now, [1; 32], 1, mac1, ip1).is_ok());
+        assert!(p.admit(now, [2; 32], 2, mac2, ip2).is_ok());
+        assert!(p.take_changed() && !p.take_changed());
+        assert!(p.any_present());
+        p.departed(now, [2; 32]);
+        assert!(p.take_changed());
+        let later = now + Duration::from_secs(60);
+        let saved = p.snapshot(later);
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved[0].away, None);
+        assert_eq!(saved[1].away, Some(Duration::from_secs(60)));
+        // The next process, 5 minutes on.
+        let next = later + Duration::from_secs(300);
+        let mut q = Pins::default();
+        let aged: Vec<PinnedPeer> = saved
+            .iter()
+            .map(|s| PinnedPeer {
+                away: Some(s.away.unwrap_or_default() + Duration::from_secs(300)),
+                ..s.clone()
+            })
+            .collect();
+        q.restore(next, &aged);
+        assert!(!q.take_changed() && !q.any_present());
+        assert!(q.admit(next, [3; 32], 1, mac1, ip1).is_err(), "1 is pinned");
+        assert!(q.admit(next, [3; 32], 2, mac2, ip2).is_err(), "2 is pinned");
+        // 2 left 6 minutes before the restart: its pins lapse 4 minutes after it.
+        let lapse2 = next + Duration::from_secs(240);
+        assert!(q.admit(lapse2, [3; 32], 2, mac2, ip2).is_ok());
+        assert!(
+            q.admit(lapse2, [3; 32], 1, mac1, ip1).is_err(),
+            "3 holds 2's pins"
+        );
+        assert!(
+            q.admit(lapse2, [4; 32], 1, mac1, ip1).is_err(),
+            "1 is pinned"
+        );
+        assert!(
+            q.admit(next + PIN_LAPSES_AFTER, [4; 32], 1, mac1, ip1)
+                .is_ok()
+        );
+        // Pins older than the lapse are not restored at all.
+        let mut r = Pins::default();
+        r.restore(
+            next,
+            &[PinnedPeer {
+                away: Some(PIN_LAPSES_AFTER),
+                ..saved[0].clone()
+            }],
+        );
+        assert!(r.snapshot(next).is_empty());
     }
 }

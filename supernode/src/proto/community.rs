@@ -75,6 +75,7 @@ pub enum AllocError {
 
 /// A community as the supernode keeps it.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Community {
     /// Name.
     pub name: String,

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 /// A registered edge.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct EdgeRecord {
     /// Its id.
     pub id: EdgeId,

@@ -194,6 +194,7 @@ const CHALLENGE_EVERY: Duration = Duration::from_secs(1);
 const OUTDATED_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The supernode core.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Supernode {
     config: SupernodeConfig,
     identity: Identity,
