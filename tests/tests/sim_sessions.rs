@@ -117,3 +117,81 @@ fn an_initiation_captured_before_a_peer_left_is_still_a_replay_when_it_returns()
         w.run_for(Duration::from_millis(400));
     }
 }
+
+/// Issue 12, cheap before costly: a member (it can make a valid mac1) floods a with
+/// initiations in b's name from its own address, more than a's per-peer budget. Under load,
+/// a answers with a cookie for the sender's address, which the member then uses too; b's own
+/// handshakes carry a mac2 for b's address, which has its own budget, and get through, so
+/// the pair rekeys past the first session's end (before, the flood used up b's budget and
+/// the pair lost its keys at 180 s).
+#[test]
+fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
+    use n2n_common::crypto::handshake;
+    use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+    let (mut w, a, b) = direct_pair(52);
+    let (id_a, id_b) = (
+        w.edges[a].core.edge_id().unwrap(),
+        w.edges[b].core.edge_id().unwrap(),
+    );
+    let a_static = w.sn.as_ref().unwrap().edges()[&id_a].peer_info().key.public;
+    let mac1_key = handshake::mac1_key(&w.edges[b].core.config().keys.data, &a_static);
+    let (attacker, addr_a) = (n2n_tests::ATTACKER.parse().unwrap(), w.edges[a].addr);
+    let mut failed = Vec::new();
+    let mut n = 0u32;
+    let mut cookies = 0;
+    // 250 s: past the first rekey (120 s) and the end of the first session (180 s).
+    for second in 0..250u32 {
+        // The latest cookie a sent to the member's address.
+        let cookie: Option<[u8; handshake::COOKIE_LEN]> = w
+            .wire_log
+            .iter()
+            .rev()
+            .find(|(_, to, _)| *to == attacker)
+            .and_then(|(_, _, p)| p.get(HEADER_LEN + 1..HEADER_LEN + 17)?.try_into().ok());
+        cookies += usize::from(cookie.is_some());
+        for _ in 0..50 {
+            n += 1;
+            let mut pkt = [0u8; HEADER_LEN].to_vec();
+            let mut header = [0u8; HEADER_LEN];
+            DataHeader {
+                flags: flags::HANDSHAKE,
+                dst: id_a,
+                src: id_b,
+                counter: 0,
+            }
+            .emit(&mut header);
+            pkt.copy_from_slice(&header);
+            pkt.push(if cookie.is_some() { 1 | 0x80 } else { 1 });
+            pkt.extend((0..60).map(|i| (n.wrapping_mul(31).wrapping_add(i)) as u8));
+            pkt.extend_from_slice(&n.to_be_bytes());
+            if let Some(c) = &cookie {
+                let mac2 = handshake::mac2(c, &pkt);
+                pkt.extend_from_slice(&mac2);
+            }
+            let mac1 = handshake::mac1(&mac1_key, &pkt);
+            pkt.extend_from_slice(&mac1);
+            w.inject(attacker, addr_a, pkt);
+        }
+        if w.exchange(a, b, 1) != (1, 1) {
+            failed.push(second);
+        }
+        w.run_for(Duration::from_millis(795));
+    }
+    assert!(
+        failed.len() <= 2,
+        "frames lost in seconds {failed:?} (drops {:?})",
+        w.edge_drops()
+    );
+    // a did Diffie-Hellman for at most 8 + 8 of the member's 50 messages a second (its
+    // budget for b, and the one for the member's address); the rest cost a MAC.
+    assert!(
+        w.edge_drop(a, "rate_limited") > 8_000,
+        "{:?}",
+        w.edge_drops()
+    );
+    assert!(w.edge_drop(a, "auth") <= 16 * 250, "{:?}", w.edge_drops());
+    assert!(
+        cookies > 200,
+        "the member used a's cookies in {cookies} seconds"
+    );
+}

@@ -124,6 +124,37 @@ pub fn mac1(key: &[u8; 32], bytes: &[u8]) -> [u8; MAC1_LEN] {
     out
 }
 
+/// Length of a cookie (a responder under load asks for `mac2` with it).
+pub const COOKIE_LEN: usize = 16;
+
+/// The cookie for `addr` in time bucket `bucket`: only who receives at `addr` learns it.
+pub fn cookie(secret: &[u8; 32], addr: &std::net::SocketAddr, bucket: u64) -> [u8; COOKIE_LEN] {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    let full = super::kdf::hmac(
+        secret,
+        &[
+            b"n2n-rs/2 cookie",
+            &ip,
+            &addr.port().to_be_bytes(),
+            &bucket.to_be_bytes(),
+        ],
+    );
+    let mut out = [0u8; COOKIE_LEN];
+    out.iter_mut().zip(full).for_each(|(d, s)| *d = s);
+    out
+}
+
+/// The `mac2` over `bytes` (everything before it in the datagram) with a cookie.
+pub fn mac2(cookie: &[u8; COOKIE_LEN], bytes: &[u8]) -> [u8; MAC1_LEN] {
+    let full = super::kdf::hmac(cookie, &[b"n2n-rs/2 mac2", bytes]);
+    let mut out = [0u8; MAC1_LEN];
+    out.iter_mut().zip(full).for_each(|(d, s)| *d = s);
+    out
+}
+
 /// The public key of a static private key.
 pub fn public_key(private: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private)).to_bytes()

@@ -2,16 +2,19 @@
 //! supernode relays them like data, by destination id).
 //!
 //! ```text
-//! kind (1: initiation, 2: reply) | Noise message | mac1 (16)
+//! kind (1: initiation, 2: reply, 3: cookie; | 0x80: mac2 present) | Noise message or cookie
+//!     | [mac2 (16)] | mac1 (16)
 //! ```
 //!
-//! `mac1` covers the data header and everything before it. The Noise payloads:
+//! `mac1` covers the data header and everything before it; `mac2` (a responder under load
+//! asked for it with a cookie bound to our address) covers what comes before it. The Noise
+//! payloads:
 //! initiation `session u32 | timestamp u64`, reply `session u32 | timestamp u64` (the
 //! responder's own clock: initiations it made before replying are stale from then on).
 
 use super::WireError;
 use super::codec::{Reader, Writer};
-use crate::crypto::handshake::MAC1_LEN;
+use crate::crypto::handshake::{COOKIE_LEN, MAC1_LEN};
 
 /// Which handshake message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,15 +23,22 @@ pub enum Kind {
     Initiation,
     /// The responder's reply.
     Reply,
+    /// A responder under load asks for `mac2` with this cookie.
+    Cookie,
 }
+
+/// Set in the kind byte when a `mac2` precedes the `mac1`.
+pub const MAC2_FLAG: u8 = 0x80;
 
 /// A handshake message inside a data packet (after the header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandshakeBody<'a> {
     /// Which message.
     pub kind: Kind,
-    /// The Noise message.
+    /// The Noise message (the cookie in a [`Kind::Cookie`]).
     pub noise: &'a [u8],
+    /// The `mac2` over the header and everything before it, if present.
+    pub mac2: Option<&'a [u8]>,
     /// The `mac1` over the header and everything before it.
     pub mac1: &'a [u8],
 }
@@ -39,21 +49,33 @@ pub const MAX_NOISE_LEN: usize = 256;
 impl<'a> HandshakeBody<'a> {
     /// Parses the payload of a data packet flagged `HANDSHAKE`.
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (&kind, rest) = body.split_first().ok_or(WireError::Truncated)?;
-        let kind = match kind {
+        let (&byte, rest) = body.split_first().ok_or(WireError::Truncated)?;
+        let kind = match byte & !MAC2_FLAG {
             1 => Kind::Initiation,
             2 => Kind::Reply,
+            3 => Kind::Cookie,
             v => return Err(WireError::UnknownType(v)),
         };
+        let macs = if byte & MAC2_FLAG != 0 { 2 } else { 1 };
         let split = rest
             .len()
-            .checked_sub(MAC1_LEN)
+            .checked_sub(macs * MAC1_LEN)
             .ok_or(WireError::Truncated)?;
-        let (noise, mac1) = rest.split_at(split);
-        if noise.is_empty() || noise.len() > MAX_NOISE_LEN {
+        let (noise, macs) = rest.split_at(split);
+        let (mac2, mac1) = macs.split_at(macs.len() - MAC1_LEN);
+        let valid = match kind {
+            Kind::Cookie => noise.len() == COOKIE_LEN && mac2.is_empty(),
+            _ => !noise.is_empty() && noise.len() <= MAX_NOISE_LEN,
+        };
+        if !valid {
             return Err(WireError::Invalid("handshake length"));
         }
-        Ok(Self { kind, noise, mac1 })
+        Ok(Self {
+            kind,
+            noise,
+            mac2: (!mac2.is_empty()).then_some(mac2),
+            mac1,
+        })
     }
 
     /// The first byte of a body of `kind`.
@@ -61,6 +83,7 @@ impl<'a> HandshakeBody<'a> {
         match kind {
             Kind::Initiation => 1,
             Kind::Reply => 2,
+            Kind::Cookie => 3,
         }
     }
 }
@@ -113,8 +136,33 @@ mod tests {
         assert_eq!(h.kind, Kind::Initiation);
         assert_eq!(h.noise, &[7, 7, 7]);
         assert_eq!(h.mac1, &[9u8; MAC1_LEN]);
-        b[0] = 3;
+        assert_eq!(h.mac2, None);
+        b[0] = 4;
         assert!(HandshakeBody::parse(&b).is_err());
+        // With a mac2 before the mac1.
+        let mut m = vec![1 | MAC2_FLAG, 7, 7];
+        m.extend_from_slice(&[8u8; MAC1_LEN]);
+        m.extend_from_slice(&[9u8; MAC1_LEN]);
+        let h = HandshakeBody::parse(&m).unwrap();
+        assert_eq!(
+            (h.noise, h.mac2, h.mac1),
+            (
+                &[7u8, 7][..],
+                Some(&[8u8; MAC1_LEN][..]),
+                &[9u8; MAC1_LEN][..]
+            )
+        );
+        assert!(
+            HandshakeBody::parse(&m[..2 * MAC1_LEN + 1]).is_err(),
+            "no noise left"
+        );
+        // A cookie: exactly its length, never a mac2.
+        let mut c = vec![3u8];
+        c.extend_from_slice(&[5u8; COOKIE_LEN]);
+        c.extend_from_slice(&[9u8; MAC1_LEN]);
+        assert_eq!(HandshakeBody::parse(&c).unwrap().kind, Kind::Cookie);
+        c.insert(1, 0);
+        assert!(HandshakeBody::parse(&c).is_err());
         assert!(HandshakeBody::parse(&[2u8; MAC1_LEN + 1]).is_err());
         assert!(HandshakeBody::parse(&[]).is_err());
         let p = InitiationPayload {

@@ -36,6 +36,12 @@ const UNCONFIRMED_WAIT: Duration = Duration::from_secs(10);
 /// How many recent handshake `mac1`s are remembered per peer: a replayed datagram is dropped
 /// before it costs anything or uses the peer's budget.
 const SEEN_MAC1S: usize = 16;
+/// A cookie is made for a 2-minute bucket; the current and the previous bucket are accepted.
+const COOKIE_BUCKET: Duration = Duration::from_secs(120);
+/// How long we use a cookie a peer gave us.
+const COOKIE_USE_FOR: Duration = Duration::from_secs(120);
+/// Source addresses with their own `mac2` budget, per peer.
+const COOKIE_ADDRESSES: usize = 4;
 
 impl Edge {
     /// A handshake message from edge `peer` whose `mac1` the receive path checked; `packet`
@@ -146,7 +152,7 @@ impl Edge {
         &mut self,
         now: Instant,
         id: EdgeId,
-        _from: SocketAddr,
+        from: SocketAddr,
         packet: &[u8],
     ) -> Result<(), DropReason> {
         let me = self.my_id.ok_or(DropReason::Unexpected)?;
@@ -165,22 +171,90 @@ impl Edge {
             p.seen_mac1s.pop_front();
         }
         p.seen_mac1s.push_back(mac1);
-        // A member (who alone can make a fresh valid mac1) still cannot make us do unbounded
-        // Diffie-Hellman.
-        let (since, n) = &mut p.handshake_budget;
-        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
-            (*since, *n) = (now, 0);
-        }
-        *n += 1;
-        if *n > HANDSHAKES_PER_SECOND {
-            return Err(DropReason::RateLimited);
-        }
         let pkt = DataPacket::new_checked(packet).map_err(|e| e.drop_reason())?;
         let body = HandshakeBody::parse(pkt.sealed_payload()).map_err(|e| e.drop_reason())?;
+        if body.kind == Kind::Cookie {
+            // Only a member can make its mac1; a wrong cookie only costs us its budget.
+            let cookie = <[u8; handshake::COOKIE_LEN]>::try_from(body.noise)
+                .map_err(|_| DropReason::Malformed)?;
+            p.cookie = Some((cookie, now));
+            return Ok(());
+        }
+        // A member (who alone can make a fresh valid mac1) still cannot make us do unbounded
+        // Diffie-Hellman: past the peer's budget we are under load, and take only messages
+        // whose mac2 proves they come from an address that received our cookie.
+        if !spend(&mut p.handshake_budget, now) {
+            let bucket = self.cookie_bucket(now);
+            let signed = packet
+                .get(..packet.len().saturating_sub(2 * MAC1_LEN))
+                .unwrap_or_default();
+            let mac2_ok = body.mac2.is_some_and(|mac2| {
+                [bucket, bucket.wrapping_sub(1)].iter().any(|b| {
+                    let cookie = handshake::cookie(&self.cookie_secret, &from, *b);
+                    kdf::ct_eq(&handshake::mac2(&cookie, signed), mac2)
+                })
+            });
+            if !mac2_ok {
+                self.send_cookie(now, id, from);
+                return Err(DropReason::RateLimited);
+            }
+            let p = self.peers.get_mut(&id).ok_or(DropReason::UnknownSession)?;
+            let i = match p.cookie_budgets.iter().position(|(a, ..)| *a == from) {
+                Some(i) => i,
+                None => {
+                    if p.cookie_budgets.len() >= COOKIE_ADDRESSES {
+                        p.cookie_budgets.remove(0);
+                    }
+                    p.cookie_budgets.push((from, now, 0));
+                    p.cookie_budgets.len() - 1
+                }
+            };
+            let Some((_, since, n)) = p.cookie_budgets.get_mut(i) else {
+                return Err(DropReason::RateLimited);
+            };
+            let mut budget = (*since, *n);
+            let ok = spend(&mut budget, now);
+            (*since, *n) = budget;
+            if !ok {
+                return Err(DropReason::RateLimited);
+            }
+        }
         match body.kind {
             Kind::Initiation => self.answer_initiation(now, me, id, packet, body.noise),
             Kind::Reply => self.finish_handshake(now, me, id, body.noise),
+            Kind::Cookie => Ok(()),
         }
+    }
+
+    /// The cookie bucket of `now`.
+    fn cookie_bucket(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_secs() / COOKIE_BUCKET.as_secs()
+    }
+
+    /// Asks peer `id` (at `to`, where its handshake came from) for a `mac2`: a cookie for
+    /// that address, in a datagram smaller than the one that triggered it (so, as in
+    /// WireGuard, one per message: a shared limit would let a flood use it up).
+    fn send_cookie(&mut self, now: Instant, id: EdgeId, to: SocketAddr) {
+        let (Some(me), Some(p)) = (self.my_id, self.peers.get(&id)) else {
+            return;
+        };
+        let peer_static = p.info.key.public;
+        let cookie = handshake::cookie(&self.cookie_secret, &to, self.cookie_bucket(now));
+        let mut header = [0u8; HEADER_LEN];
+        DataHeader {
+            flags: flags::HANDSHAKE,
+            dst: id,
+            src: me,
+            counter: 0,
+        }
+        .emit(&mut header);
+        let mut out = header.to_vec();
+        out.push(HandshakeBody::kind_byte(Kind::Cookie));
+        out.extend_from_slice(&cookie);
+        let key = handshake::mac1_key(&self.config.keys.data, &peer_static);
+        let mac1 = handshake::mac1(&key, &out);
+        out.extend_from_slice(&mac1);
+        self.send(to, out);
     }
 
     fn answer_initiation(
@@ -333,8 +407,24 @@ impl Edge {
         }
         .emit(&mut header);
         out.copy_from_slice(&header);
-        out.push(HandshakeBody::kind_byte(kind));
-        out.extend_from_slice(noise);
+        let cookie = self
+            .peers
+            .get(&id)
+            .and_then(|p| p.cookie)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < COOKIE_USE_FOR);
+        let kind_byte = HandshakeBody::kind_byte(kind);
+        match cookie {
+            Some((cookie, _)) => {
+                out.push(kind_byte | hs_wire::MAC2_FLAG);
+                out.extend_from_slice(noise);
+                let mac2 = handshake::mac2(&cookie, &out);
+                out.extend_from_slice(&mac2);
+            }
+            None => {
+                out.push(kind_byte);
+                out.extend_from_slice(noise);
+            }
+        }
         let key = handshake::mac1_key(&self.config.keys.data, peer_static);
         let mac1 = handshake::mac1(&key, &out);
         out.extend_from_slice(&mac1);
@@ -355,6 +445,16 @@ impl Edge {
         let t = now.saturating_duration_since(self.started).as_nanos();
         u64::try_from(t).unwrap_or(u64::MAX).saturating_add(1)
     }
+}
+
+/// Takes one from a per-second budget of [`HANDSHAKES_PER_SECOND`]; false when it is spent.
+fn spend(budget: &mut (Instant, u32), now: Instant) -> bool {
+    let (since, n) = budget;
+    if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
+        (*since, *n) = (now, 0);
+    }
+    *n += 1;
+    *n <= HANDSHAKES_PER_SECOND
 }
 
 /// Binds the handshake to the community and both ids (so a supernode cannot attach it to

@@ -196,6 +196,8 @@ pub struct Edge {
     prev_key: Option<KeyPair>,
     /// When the core started (the handshake clock counts from here).
     started: Instant,
+    /// Makes the cookies a peer's address must echo while we are under load.
+    cookie_secret: [u8; 32],
     peers: BTreeMap<EdgeId, Peer>,
     departed: BTreeMap<EdgeId, Departed>,
     /// Peers' identity keys, pinned to their id, MAC and IP at first sight.
@@ -251,7 +253,9 @@ impl Edge {
     /// Creates the core and starts registering.
     pub fn new(config: EdgeConfig, mut rng: CoreRng, now: Instant) -> Self {
         let key = Self::new_keypair(&mut rng, 0);
+        let cookie_secret = rng.bytes();
         let mut edge = Self {
+            cookie_secret,
             config,
             rng,
             sn_index: 0,

@@ -182,6 +182,12 @@ pub struct Peer {
     pub handshake_budget: (Instant, u32),
     /// The `mac1`s of its latest handshake messages (replays are dropped unprocessed).
     pub seen_mac1s: std::collections::VecDeque<[u8; 16]>,
+    /// The cookie it gave us while under load, and when: our handshakes to it carry a
+    /// `mac2` with it.
+    pub cookie: Option<([u8; 16], Instant)>,
+    /// Past its budget, handshakes with a valid `mac2` taken per source address (so one
+    /// that floods from its own address cannot use up the budget of another).
+    pub cookie_budgets: Vec<(SocketAddr, Instant, u32)>,
     /// Static keys it announced before its current one: an announcement going back to one
     /// is stale (a replay or reordering) and ignored.
     pub old_statics: std::collections::VecDeque<[u8; 32]>,
@@ -232,6 +238,8 @@ impl Peer {
             last_timestamp: None,
             handshake_budget: (now, 0),
             seen_mac1s: Default::default(),
+            cookie: None,
+            cookie_budgets: Vec::new(),
             old_statics: Default::default(),
             path: Path::Relayed,
             candidates: BTreeMap::new(),
