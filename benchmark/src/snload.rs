@@ -3,6 +3,7 @@
 //! socket) spread over M communities, waits until the supernode reports all of them
 //! registered, lets heartbeats run, and measures RSS again. Also relay throughput.
 
+use crate::lab::{peak_rss_kib, rss_kib};
 use anyhow::{Context, bail};
 use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
 use n2n_common::crypto::signing::Signer;
@@ -14,7 +15,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Options of the `sn-load` mode.
 #[derive(clap::Args, Debug)]
@@ -33,26 +33,10 @@ pub struct Options {
     pub supernode: Option<PathBuf>,
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((field("VmRSS:"), field("VmHWM:")))
-}
-
 async fn api_get(api: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
-    let mut s = tokio::net::TcpStream::connect(api).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).await?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok(serde_json::from_str(body)?)
+    let path = path.to_string();
+    let body = tokio::task::spawn_blocking(move || crate::soak::http_get(api, &path)).await??;
+    Ok(serde_json::from_str(&body)?)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -177,7 +161,7 @@ pub async fn load(o: &Options) -> anyhow::Result<LoadResult> {
 
 async fn drive(o: &Options, sn: &SnProcess) -> anyhow::Result<LoadResult> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle_kib, _) = rss_kib(sn.pid())?;
+    let idle_kib = rss_kib(sn.pid()).context("supernode RSS")?;
     let keys = Arc::new(crate::fleet::community_keys(o.communities));
     // One fleet per core: the edges' side of registration is crypto work too.
     let fleets = std::thread::available_parallelism()
@@ -252,7 +236,10 @@ async fn drive(o: &Options, sn: &SnProcess) -> anyhow::Result<LoadResult> {
             o.hold
         );
     }
-    let (loaded_kib, peak_kib) = rss_kib(sn.pid())?;
+    let (loaded_kib, peak_kib) = (
+        rss_kib(sn.pid()).context("supernode RSS")?,
+        peak_rss_kib(sn.pid()).context("supernode peak RSS")?,
+    );
     Ok(LoadResult {
         idle_kib,
         loaded_kib,
