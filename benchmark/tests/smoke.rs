@@ -38,22 +38,31 @@ fn value(
     (row["value"].as_f64().unwrap(), row["ratio"].as_f64())
 }
 
-#[test]
-fn smoke_run_produces_sane_numbers_and_files() {
+/// Runs `benchmark ARGS --out DIR` with edge and supernode beside it; fails the test unless
+/// it succeeds. Returns the output directory and what it printed.
+fn run_benchmark(args: &[&str]) -> (tempfile::TempDir, String) {
     sibling_bin("n2n-edge", "edge");
     sibling_bin("n2n-supernode", "supernode");
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_benchmark"))
-        .args(["--smoke", "--out"])
+        .args(args)
+        .arg("--out")
         .arg(out.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success(),
-        "benchmark --smoke failed:\n{stdout}\n{}",
+        "benchmark {} failed:\n{stdout}\n{}",
+        args.join(" "),
         String::from_utf8_lossy(&run.stderr)
     );
+    (out, stdout)
+}
+
+#[test]
+fn smoke_run_produces_sane_numbers_and_files() {
+    let (out, stdout) = run_benchmark(&["--smoke"]);
     assert!(stdout.contains("vs native"), "no table:\n{stdout}");
     check_files(out.path());
 }
@@ -109,20 +118,7 @@ fn check_files(dir: &Path) {
 /// also check that the flood and the churn really happened and were counted.
 #[test]
 fn two_minute_hostile_soak_keeps_the_well_behaved_edges_talking() {
-    sibling_bin("n2n-edge", "edge");
-    sibling_bin("n2n-supernode", "supernode");
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_benchmark"))
-        .args(["soak", "--seconds", "120", "--junk-pps", "1000", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "benchmark soak failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (out, _) = run_benchmark(&["soak", "--seconds", "120", "--junk-pps", "1000"]);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("soak.json")).unwrap())
             .unwrap();

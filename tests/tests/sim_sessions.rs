@@ -21,6 +21,26 @@ fn direct_pair(seed: u64) -> (World, usize, usize) {
     (w, a, b)
 }
 
+/// Runs `flood(world, second)` once a second for 250 s (past the first rekey at 120 s and the
+/// end of the first session at 180 s), sending a frame each way between `a` and `b` each
+/// second; returns the seconds in which a frame was lost.
+fn flood_for_250_s(
+    w: &mut World,
+    a: usize,
+    b: usize,
+    mut flood: impl FnMut(&mut World, u32),
+) -> Vec<u32> {
+    let mut failed = Vec::new();
+    for second in 0..250u32 {
+        flood(w, second);
+        if w.exchange(a, b, 1) != (1, 1) {
+            failed.push(second);
+        }
+        w.run_for(Duration::from_millis(795));
+    }
+    failed
+}
+
 /// Review finding: the per-peer handshake budget was charged before anything else, so
 /// anyone replaying one captured handshake datagram a few times a second made the edge drop
 /// its peer's real handshakes, and the pair lost its keys at the next rekey.
@@ -35,18 +55,12 @@ fn a_flood_of_replayed_handshakes_does_not_keep_peers_apart() {
         .map(|(from, _, p)| (*from, p.clone()))
         .collect();
     assert!(!replay.is_empty(), "a handshake to a was captured");
-    let mut failed = Vec::new();
-    // 250 s: past the first rekey (120 s) and the end of the first session (180 s).
-    for second in 0..250u32 {
+    let failed = flood_for_250_s(&mut w, a, b, |w, second| {
         for _ in 0..20 {
             let (from, bytes) = replay[second as usize % replay.len()].clone();
             w.inject(from, addr_a, bytes);
         }
-        if w.exchange(a, b, 1) != (1, 1) {
-            failed.push(second);
-        }
-        w.run_for(Duration::from_millis(795));
-    }
+    });
     assert!(
         failed.len() <= 2,
         "frames lost in seconds {failed:?} (drops {:?})",
@@ -136,11 +150,9 @@ fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
     let a_static = w.sn.as_ref().unwrap().edges()[&id_a].peer_info().key.public;
     let mac1_key = handshake::mac1_key(&w.edges[b].core.config().keys.data, &a_static);
     let (attacker, addr_a) = (n2n_tests::ATTACKER.parse().unwrap(), w.edges[a].addr);
-    let mut failed = Vec::new();
     let mut n = 0u32;
     let mut cookies = 0;
-    // 250 s: past the first rekey (120 s) and the end of the first session (180 s).
-    for second in 0..250u32 {
+    let failed = flood_for_250_s(&mut w, a, b, |w, _| {
         // The latest cookie a sent to the member's address.
         let cookie: Option<[u8; handshake::COOKIE_LEN]> = w
             .wire_log
@@ -151,7 +163,6 @@ fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
         cookies += usize::from(cookie.is_some());
         for _ in 0..50 {
             n += 1;
-            let mut pkt = [0u8; HEADER_LEN].to_vec();
             let mut header = [0u8; HEADER_LEN];
             DataHeader {
                 flags: flags::HANDSHAKE,
@@ -160,7 +171,7 @@ fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
                 counter: 0,
             }
             .emit(&mut header);
-            pkt.copy_from_slice(&header);
+            let mut pkt = header.to_vec();
             pkt.push(if cookie.is_some() { 1 | 0x80 } else { 1 });
             pkt.extend((0..60).map(|i| (n.wrapping_mul(31).wrapping_add(i)) as u8));
             pkt.extend_from_slice(&n.to_be_bytes());
@@ -172,11 +183,7 @@ fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
             pkt.extend_from_slice(&mac1);
             w.inject(attacker, addr_a, pkt);
         }
-        if w.exchange(a, b, 1) != (1, 1) {
-            failed.push(second);
-        }
-        w.run_for(Duration::from_millis(795));
-    }
+    });
     assert!(
         failed.len() <= 2,
         "frames lost in seconds {failed:?} (drops {:?})",

@@ -199,23 +199,14 @@ impl Edge {
                 return Err(DropReason::RateLimited);
             }
             let p = self.peers.get_mut(&id).ok_or(DropReason::UnknownSession)?;
-            let i = match p.cookie_budgets.iter().position(|(a, ..)| *a == from) {
-                Some(i) => i,
-                None => {
-                    if p.cookie_budgets.len() >= COOKIE_ADDRESSES {
-                        p.cookie_budgets.remove(0);
-                    }
-                    p.cookie_budgets.push((from, now, 0));
-                    p.cookie_budgets.len() - 1
+            if !p.cookie_budgets.iter().any(|(a, _)| *a == from) {
+                if p.cookie_budgets.len() >= COOKIE_ADDRESSES {
+                    p.cookie_budgets.remove(0);
                 }
-            };
-            let Some((_, since, n)) = p.cookie_budgets.get_mut(i) else {
-                return Err(DropReason::RateLimited);
-            };
-            let mut budget = (*since, *n);
-            let ok = spend(&mut budget, now);
-            (*since, *n) = budget;
-            if !ok {
+                p.cookie_budgets.push((from, (now, 0)));
+            }
+            let budget = p.cookie_budgets.iter_mut().find(|(a, _)| *a == from);
+            if !budget.is_some_and(|(_, b)| spend(b, now)) {
                 return Err(DropReason::RateLimited);
             }
         }
@@ -240,6 +231,21 @@ impl Edge {
         };
         let peer_static = p.info.key.public;
         let cookie = handshake::cookie(&self.cookie_secret, &to, self.cookie_bucket(now));
+        let out = self.handshake_datagram(me, id, Kind::Cookie, &cookie, None, &peer_static);
+        self.send(to, out);
+    }
+
+    /// A handshake datagram to `id`: header, kind, `body`, a `mac2` with `cookie` if given,
+    /// and the `mac1` for the peer's static key.
+    fn handshake_datagram(
+        &self,
+        me: EdgeId,
+        id: EdgeId,
+        kind: Kind,
+        body: &[u8],
+        cookie: Option<&[u8; handshake::COOKIE_LEN]>,
+        peer_static: &[u8; 32],
+    ) -> Vec<u8> {
         let mut header = [0u8; HEADER_LEN];
         DataHeader {
             flags: flags::HANDSHAKE,
@@ -249,12 +255,21 @@ impl Edge {
         }
         .emit(&mut header);
         let mut out = header.to_vec();
-        out.push(HandshakeBody::kind_byte(Kind::Cookie));
-        out.extend_from_slice(&cookie);
-        let key = handshake::mac1_key(&self.config.keys.data, &peer_static);
+        let kind_byte = HandshakeBody::kind_byte(kind);
+        out.push(if cookie.is_some() {
+            kind_byte | hs_wire::MAC2_FLAG
+        } else {
+            kind_byte
+        });
+        out.extend_from_slice(body);
+        if let Some(cookie) = cookie {
+            let mac2 = handshake::mac2(cookie, &out);
+            out.extend_from_slice(&mac2);
+        }
+        let key = handshake::mac1_key(&self.config.keys.data, peer_static);
         let mac1 = handshake::mac1(&key, &out);
         out.extend_from_slice(&mac1);
-        self.send(to, out);
+        out
     }
 
     fn answer_initiation(
@@ -397,37 +412,13 @@ impl Edge {
         let Some(to) = self.handshake_destination(now, id) else {
             return;
         };
-        let mut out = vec![0u8; HEADER_LEN];
-        let mut header = [0u8; HEADER_LEN];
-        DataHeader {
-            flags: flags::HANDSHAKE,
-            dst: id,
-            src: me,
-            counter: 0,
-        }
-        .emit(&mut header);
-        out.copy_from_slice(&header);
         let cookie = self
             .peers
             .get(&id)
             .and_then(|p| p.cookie)
-            .filter(|(_, at)| now.saturating_duration_since(*at) < COOKIE_USE_FOR);
-        let kind_byte = HandshakeBody::kind_byte(kind);
-        match cookie {
-            Some((cookie, _)) => {
-                out.push(kind_byte | hs_wire::MAC2_FLAG);
-                out.extend_from_slice(noise);
-                let mac2 = handshake::mac2(&cookie, &out);
-                out.extend_from_slice(&mac2);
-            }
-            None => {
-                out.push(kind_byte);
-                out.extend_from_slice(noise);
-            }
-        }
-        let key = handshake::mac1_key(&self.config.keys.data, peer_static);
-        let mac1 = handshake::mac1(&key, &out);
-        out.extend_from_slice(&mac1);
+            .filter(|(_, at)| now.saturating_duration_since(*at) < COOKIE_USE_FOR)
+            .map(|(c, _)| c);
+        let out = self.handshake_datagram(me, id, kind, noise, cookie.as_ref(), peer_static);
         self.send(to, out);
     }
 

@@ -187,7 +187,7 @@ pub struct Peer {
     pub cookie: Option<([u8; 16], Instant)>,
     /// Past its budget, handshakes with a valid `mac2` taken per source address (so one
     /// that floods from its own address cannot use up the budget of another).
-    pub cookie_budgets: Vec<(SocketAddr, Instant, u32)>,
+    pub cookie_budgets: Vec<(SocketAddr, (Instant, u32))>,
     /// Static keys it announced before its current one: an announcement going back to one
     /// is stale (a replay or reordering) and ignored.
     pub old_statics: std::collections::VecDeque<[u8; 32]>,
