@@ -2,13 +2,13 @@
 //! loopback (one datagram per syscall, and batched with GSO/GRO and recvmmsg).
 
 use crate::report::{Better, Report};
-use n2n_common::crypto::aead::SessionKey;
-use n2n_common::crypto::pipeline::Pipeline;
-use n2n_common::types::{Candidate, CandidateKind, Mac};
-use n2n_common::wire::data::{DataHeader, DataPacket, HEADER_LEN};
-use n2n_common::wire::messages::{KeyAnnounce, PeerInfo};
-use n2n_common::wire::peer::PeerMessage;
-use n2n_common::wire::sealed::{SealedHeader, SealedMessage};
+use n2n_protocol::crypto::aead::SessionKey;
+use n2n_protocol::crypto::pipeline::Pipeline;
+use n2n_protocol::types::{Candidate, CandidateKind, Mac};
+use n2n_protocol::wire::data::{DataHeader, DataPacket, HEADER_LEN};
+use n2n_protocol::wire::messages::{KeyAnnounce, PeerInfo};
+use n2n_protocol::wire::peer::PeerMessage;
+use n2n_protocol::wire::sealed::{SealedHeader, SealedMessage};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -179,7 +179,7 @@ pub fn sample_frame(len: usize, compressible: bool) -> Vec<u8> {
 
 /// One full pair handshake (both sides: initiation, reply, finish), as two edges run it.
 fn handshake(report: &mut Report, budget: Duration) {
-    use n2n_common::crypto::handshake::{Initiator, Params, Responder, public_key};
+    use n2n_protocol::crypto::handshake::{Initiator, Params, Responder, public_key};
     let (a, b, psk) = ([1u8; 32], [2u8; 32], [9u8; 32]);
     let (pa, pb) = (public_key(&a), public_key(&b));
     let mut seed = 0u8;

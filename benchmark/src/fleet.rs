@@ -2,8 +2,8 @@
 //! as the source of its datagrams (IP_PKTINFO) and recognised as the destination of the
 //! replies, so 100,000 edges need one file descriptor instead of 100,000.
 
-use n2n_common::crypto::kdf::CommunityKeys;
 use n2n_edge::proto::Edge;
+use n2n_protocol::crypto::kdf::CommunityKeys;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{ErrorKind, IoSliceMut};
@@ -200,7 +200,7 @@ impl Fleet {
 
 /// Keys for `communities` communities (fast KDF parameters: load, not security, is measured).
 pub fn community_keys(communities: usize) -> Vec<CommunityKeys> {
-    use n2n_common::crypto::kdf::KdfParams;
+    use n2n_protocol::crypto::kdf::KdfParams;
     (0..communities)
         .map(|c| CommunityKeys::derive(&format!("c{c}"), Some("load"), KdfParams::FAST_INSECURE))
         .collect()

@@ -341,37 +341,15 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 
 /// CPU time (user + system) of `pid` in seconds, from /proc.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = s.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    n2n_kit::proc::cpu_seconds(n2n_kit::proc::Pid::Other(pid))
 }
 
 /// Peak resident memory (VmHWM) of `pid` in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmHWM:")
+    n2n_kit::proc::peak_rss_kib(n2n_kit::proc::Pid::Other(pid))
 }
 
 /// Resident memory (VmRSS) of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmRSS:")
-}
-
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    n2n_kit::proc::rss_kib(n2n_kit::proc::Pid::Other(pid))
 }

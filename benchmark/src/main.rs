@@ -172,7 +172,7 @@ impl Profile {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(n2n_common::config::go_style_args(std::env::args()));
+    let cli = Cli::parse_from(n2n_kit::config::go_style_args(std::env::args()));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -360,7 +360,7 @@ async fn run(o: RunOptions, compare: bool) -> anyhow::Result<()> {
     progress.finish();
     report.compute_ratios();
     print!("{}", report.table());
-    let files = report.write(&o.out)?;
+    let files = report.write(&o.out, &chart::svg(&report))?;
     println!();
     for f in files {
         println!("wrote {}", f.display());

@@ -5,10 +5,10 @@
 
 use crate::lab::{peak_rss_kib, rss_kib};
 use anyhow::{Context, bail};
-use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
-use n2n_common::crypto::signing::Signer;
-use n2n_common::rng::CoreRng;
 use n2n_edge::proto::{Edge, EdgeConfig};
+use n2n_protocol::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::rng::CoreRng;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -34,9 +34,8 @@ pub struct Options {
 }
 
 async fn api_get(api: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
-    let path = path.to_string();
-    let body = tokio::task::spawn_blocking(move || crate::soak::http_get(api, &path)).await??;
-    Ok(serde_json::from_str(&body)?)
+    let r = n2n_kit::http::Request::get(path).send_async(api).await?;
+    Ok(r.json()?)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -331,7 +330,7 @@ fn blast(
     size: usize,
     budget: Duration,
 ) -> anyhow::Result<(f64, f64)> {
-    use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+    use n2n_protocol::wire::data::{DataHeader, HEADER_LEN};
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = {

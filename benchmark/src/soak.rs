@@ -401,21 +401,8 @@ pub fn junk(to: &[std::net::SocketAddr], pps: u32, seconds: u64) -> anyhow::Resu
 
 /// `benchmark api-get`: prints the body of GET `path` at `api` (run inside a namespace).
 pub fn api_get(api: std::net::SocketAddr, path: &str) -> anyhow::Result<()> {
-    print!("{}", http_get(api, path)?);
+    print!("{}", n2n_kit::http::get(api, path)?.body);
     Ok(())
-}
-
-/// The body of GET `path` from a daemon's API at `api` (HTTP/1.1, one request).
-pub fn http_get(api: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(api)?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(body.to_string())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! command-line flags (single- or double-dash). Unknown keys and bad values fail at start.
 
 use clap::Parser;
-use n2n_common::config::{self as cfg};
+use n2n_kit::config::{self as cfg};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ impl Default for Settings {
             supernode: Vec::new(),
             local_port: 0,
             tap_name: "n2n0".into(),
-            mtu: n2n_common::wire::data::DEFAULT_MTU as u16,
+            mtu: n2n_protocol::wire::data::DEFAULT_MTU as u16,
             tap_offload: true,
             heartbeat: Duration::from_secs(10),
             udp_buffer_size: 4 << 20,
@@ -87,7 +87,7 @@ impl Default for Settings {
     }
 }
 
-pub use n2n_common::os::default_state_dir;
+pub use n2n_kit::os::default_state_dir;
 
 const KEYS: &[&str] = &[
     "edge_id",
@@ -337,7 +337,7 @@ pub struct Resolved {
     /// Supernode socket addresses.
     pub supernodes: Vec<SocketAddr>,
     /// Pinned fingerprint.
-    pub pinned: Option<n2n_common::crypto::identity::Fingerprint>,
+    pub pinned: Option<n2n_protocol::crypto::identity::Fingerprint>,
     /// API address, if enabled.
     pub api: Option<SocketAddr>,
 }
@@ -383,7 +383,7 @@ impl Settings {
         if self.community.is_empty() {
             return Err("community: required (-community NAME)".into());
         }
-        if self.community.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
+        if self.community.len() > n2n_protocol::wire::MAX_COMMUNITY_LEN {
             return Err("community: at most 64 bytes".into());
         }
         if self.community.contains('~') {
@@ -647,5 +647,22 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_key_variable_flag_and_n2n_go_name_is_still_there() {
+        use clap::CommandFactory;
+        let file_keys: Vec<String> = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("settings are not a map: {other:?}"),
+        };
+        let text = cfg::inventory(&Flags::command(), &file_keys, KEYS, LEGACY);
+        cfg::assert_golden(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/config.txt"
+            )),
+            &text,
+        );
     }
 }

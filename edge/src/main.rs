@@ -1,10 +1,9 @@
 //! `edge`: the daemon binary and its management commands.
 
 use clap::Parser;
-use n2n_common::config::go_style_args;
 use n2n_edge::config::{Command, Flags, LogsArgs, Settings, parse_when};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use n2n_kit::config::go_style_args;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -119,27 +118,14 @@ async fn shutdown_signal() {
 }
 
 fn get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
+    let r = n2n_kit::http::get(addr, path).map_err(|e| {
         format!("no edge answers on {addr} ({e}); is it running, and is api_listen the same?")
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).map_err(|e| format!("bad answer from {addr}: {e}"))
+    r.json().map_err(|e| format!("bad answer from {addr}: {e}"))
 }
 
 fn manage(settings: &Settings, path: &str, print: fn(&serde_json::Value)) -> ExitCode {
-    let addr = match settings
-        .api_listen
-        .parse::<n2n_common::config::ListenAddr>()
-    {
+    let addr = match settings.api_listen.parse::<n2n_kit::config::ListenAddr>() {
         Ok(a) => {
             let mut a = a.0;
             if a.ip().is_unspecified() {
@@ -260,7 +246,7 @@ fn logs(settings: &Settings, args: &LogsArgs) -> ExitCode {
 /// Field `k` of an API answer, for a table: text from peers and supernodes is made printable.
 fn s(v: &serde_json::Value, k: &str) -> String {
     match v.get(k) {
-        Some(serde_json::Value::String(s)) => n2n_common::text::printable(s),
+        Some(serde_json::Value::String(s)) => n2n_protocol::text::printable(s),
         Some(serde_json::Value::Null) | None => "-".into(),
         Some(x) => x.to_string(),
     }

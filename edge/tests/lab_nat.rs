@@ -8,7 +8,7 @@
 
 mod support;
 
-use n2n_common::sim::NatKind;
+use n2n_protocol::sim::NatKind;
 use std::time::{Duration, Instant};
 use support::{Lab, Site, wait_until};
 
@@ -114,7 +114,7 @@ fn pair(a: Site, b: Site) -> (String, f64) {
 #[test]
 fn every_pair_of_router_kinds_connects_direct_or_relayed_as_nat_theory_allows() {
     assert!(
-        n2n_common::config::is_root(),
+        n2n_kit::config::is_root(),
         "needs root (namespaces, nftables); CI runs as root"
     );
     let mut table = Vec::new();
@@ -148,7 +148,7 @@ fn every_pair_of_router_kinds_connects_direct_or_relayed_as_nat_theory_allows() 
 
 #[test]
 fn two_edges_behind_the_same_nat_use_the_lan_path() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     let mut lab = Lab::bare();
     let host_a = lab.add_site(1, Site::PortRestricted);
     // A second host on the same router's LAN.

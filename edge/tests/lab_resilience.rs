@@ -97,7 +97,7 @@ fn replies(child: std::process::Child) -> u32 {
 
 #[test]
 fn supernode_restart_mid_transfer_keeps_the_direct_path_and_the_addresses() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     let (mut lab, na, nb, _, ip_b) = direct_pair();
     let before = (status(&na)["ip"].clone(), status(&nb)["ip"].clone());
     let regs = status(&na)["registrations"].as_u64().unwrap();
@@ -153,7 +153,7 @@ fn supernode_restart_mid_transfer_keeps_the_direct_path_and_the_addresses() {
 /// key with its counter at 0; peers refused the "replayed" packets for about 50 s.
 #[test]
 fn an_edge_frozen_past_the_supernode_expiry_carries_traffic_within_5_s_of_resuming() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     let (lab, na, nb, ip_a, ip_b) = direct_pair_on(
         Site::AddressRestricted,
         &["-heartbeat", "3s", "-expiry", "9s"],
@@ -196,7 +196,7 @@ fn an_edge_frozen_past_the_supernode_expiry_carries_traffic_within_5_s_of_resumi
 
 #[test]
 fn a_conntrack_flush_on_a_nat_mid_transfer_is_recovered() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     let (lab, na, _nb, _, ip_b) = direct_pair();
     let r1 = lab.ns("r1");
     let ping = ping_in_background(&na, &ip_b, 1, "0.2");
@@ -224,7 +224,7 @@ fn a_conntrack_flush_on_a_nat_mid_transfer_is_recovered() {
 
 #[test]
 fn registration_and_punching_succeed_with_five_percent_loss() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     let mut lab = Lab::bare();
     // 5 % of everything crossing the public segment is dropped (this kernel has no netem).
     let rules = "table bridge loss {\n chain forward { type filter hook forward priority 0; policy accept; numgen random mod 100 < 5 drop; }\n}\n";
@@ -272,7 +272,7 @@ fn registration_and_punching_succeed_with_five_percent_loss() {
 
 #[test]
 fn forged_and_replayed_packets_from_an_outsider_change_nothing() {
-    assert!(n2n_common::config::is_root(), "needs root");
+    assert!(n2n_kit::config::is_root(), "needs root");
     // b is public, so the junk reaches it (a NAT in front would filter it before it did).
     let (mut lab, na, nb, _, ip_b) = direct_pair_with(Site::Public);
     let attacker = lab.add_site(9, Site::Public);

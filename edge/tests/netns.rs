@@ -52,7 +52,7 @@ fn link_local(lab: &Lab, ns: &str) -> String {
 #[test]
 fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     assert!(
-        n2n_common::config::is_root(),
+        n2n_kit::config::is_root(),
         "this test needs root (network namespaces and TAP devices); CI runs as root"
     );
     let mut lab = Lab::new();
@@ -260,7 +260,7 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
 #[test]
 fn an_ipv6_only_underlay_carries_the_overlay() {
     assert!(
-        n2n_common::config::is_root(),
+        n2n_kit::config::is_root(),
         "this test needs root (network namespaces and TAP devices); CI runs as root"
     );
     let mut lab = Lab::new();

@@ -91,7 +91,7 @@ fn scenario(upnp: bool, natpmp: bool) {
 #[test]
 fn the_edge_maps_advertises_and_removes_its_port_with_upnp_and_with_nat_pmp() {
     assert!(
-        n2n_common::config::is_root(),
+        n2n_kit::config::is_root(),
         "needs root (namespaces, nftables); CI runs as root"
     );
     assert!(

@@ -151,7 +151,7 @@ const STATE: &str = r#"return {
 #[test]
 fn the_peer_graph_page_renders_updates_live_and_escapes_names() {
     assert!(
-        n2n_common::config::is_root(),
+        n2n_kit::config::is_root(),
         "needs root (namespaces); CI runs as root"
     );
     assert!(

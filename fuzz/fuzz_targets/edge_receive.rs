@@ -3,8 +3,8 @@
 //! fuzzer reaches what lies behind authentication: peer messages, frame checks, learning.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::crypto::handshake::SessionKeys;
-use n2n_common::types::Mac;
+use n2n_protocol::crypto::handshake::SessionKeys;
+use n2n_protocol::types::Mac;
 use n2n_edge::proto::forward::{Forwarding, MIN_FRAME, PeerFwd};
 use n2n_edge::proto::{PairKey, RxAction, RxState};
 use std::net::SocketAddr;
@@ -50,7 +50,7 @@ const MAC1_KEY: [u8; 32] = [3; 32];
 
 /// `rest` as a handshake datagram to us (header fields from its first bytes) with our mac1.
 fn handshake(rest: &[u8]) -> Vec<u8> {
-    use n2n_common::wire::data::{DataHeader, HEADER_LEN, flags};
+    use n2n_protocol::wire::data::{DataHeader, HEADER_LEN, flags};
     let mut header = [0u8; HEADER_LEN];
     DataHeader {
         flags: flags::HANDSHAKE,
@@ -61,7 +61,7 @@ fn handshake(rest: &[u8]) -> Vec<u8> {
     .emit(&mut header);
     let mut pkt = header.to_vec();
     pkt.extend_from_slice(rest);
-    let mac1 = n2n_common::crypto::handshake::mac1(&MAC1_KEY, &pkt);
+    let mac1 = n2n_protocol::crypto::handshake::mac1(&MAC1_KEY, &pkt);
     pkt.extend_from_slice(&mac1);
     pkt
 }
@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             handshake(rest)
         } else if mode & 1 == 1 {
             // Sealed by the peer: flags from the low bits of the mode byte.
-            let flags = (mode >> 2) & n2n_common::wire::data::flags::PEER_CONTROL;
+            let flags = (mode >> 2) & n2n_protocol::wire::data::flags::PEER_CONTROL;
             let Some(p) = them.peers.get(&ME) else { return };
             them.seal(p, flags, rest, None, &mut out, &mut scratch);
             out.clone()

@@ -4,8 +4,8 @@
 //! and an unchanged one must give both sides the same keys.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::crypto::handshake::{Initiator, Params, Responder, public_key};
-use n2n_common::wire::handshake::{HandshakeBody, InitiationPayload, parse_reply};
+use n2n_protocol::crypto::handshake::{Initiator, Params, Responder, public_key};
+use n2n_protocol::wire::handshake::{HandshakeBody, InitiationPayload, parse_reply};
 
 const A: [u8; 32] = [1; 32];
 const B: [u8; 32] = [2; 32];

@@ -1,9 +1,9 @@
 //! Peer control messages and peer info records.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::wire::codec::Reader;
-use n2n_common::wire::messages::PeerInfo;
-use n2n_common::wire::peer::PeerMessage;
+use n2n_protocol::wire::codec::Reader;
+use n2n_protocol::wire::messages::PeerInfo;
+use n2n_protocol::wire::peer::PeerMessage;
 
 fuzz_target!(|data: &[u8]| {
     let _ = PeerMessage::parse(data);

@@ -1,7 +1,7 @@
 //! The sealed body of a registration.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::wire::messages::RegisterBody;
+use n2n_protocol::wire::messages::RegisterBody;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(b) = RegisterBody::parse(data) {

@@ -1,7 +1,7 @@
 //! Sealed control: the header, and every body type (first byte picks the type).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::wire::sealed::{SealedHeader, SealedMessage, SealedType};
+use n2n_protocol::wire::sealed::{SealedHeader, SealedMessage, SealedType};
 
 fuzz_target!(|data: &[u8]| {
     let _ = SealedHeader::parse(data);

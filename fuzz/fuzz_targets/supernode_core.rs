@@ -2,8 +2,8 @@
 //! one core made at the first run (making one costs an RSA signature).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use n2n_common::crypto::identity::Identity;
-use n2n_common::rng::CoreRng;
+use n2n_protocol::crypto::identity::Identity;
+use n2n_protocol::rng::CoreRng;
 use n2n_supernode::proto::{PersistedState, Supernode, SupernodeConfig};
 use std::sync::OnceLock;
 use std::time::Instant;

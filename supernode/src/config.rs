@@ -3,8 +3,8 @@
 
 use crate::proto::{CommunityPolicy, Limits, SupernodeConfig};
 use clap::Parser;
-use n2n_common::config::{self as cfg, HexKey, Ipv4Net, ListenAddr};
-use n2n_common::ratelimit::Rate;
+use n2n_kit::config::{self as cfg, HexKey, Ipv4Net, ListenAddr};
+use n2n_protocol::ratelimit::Rate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ impl Default for LimitSettings {
     }
 }
 
-pub use n2n_common::os::default_state_dir;
+pub use n2n_kit::os::default_state_dir;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -339,7 +339,7 @@ impl Settings {
                 .map_err(|e| format!("api_listen: {e}"))?;
         }
         for (name, c) in &self.communities {
-            if name.is_empty() || name.len() > n2n_common::wire::MAX_COMMUNITY_LEN {
+            if name.is_empty() || name.len() > n2n_protocol::wire::MAX_COMMUNITY_LEN {
                 return Err(format!("communities.{name}: name must be 1 to 64 bytes"));
             }
             if name.contains(crate::proto::VERIFIER_SEPARATOR) {
@@ -597,5 +597,22 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_key_variable_flag_and_n2n_go_name_is_still_there() {
+        use clap::CommandFactory;
+        let file_keys: Vec<String> = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("settings are not a map: {other:?}"),
+        };
+        let text = cfg::inventory(&Flags::command(), &file_keys, KEYS, LEGACY);
+        cfg::assert_golden(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/config.txt"
+            )),
+            &text,
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `supernode`: the daemon binary.
 
 use clap::Parser;
-use n2n_common::config::go_style_args;
-use n2n_common::crypto::kdf::{CommunityKeys, KdfParams};
+use n2n_kit::config::go_style_args;
+use n2n_protocol::crypto::kdf::{CommunityKeys, KdfParams};
 use n2n_supernode::config::{Command, Flags, Settings};
 use std::process::ExitCode;
 
@@ -101,7 +101,6 @@ async fn shutdown_signal() {
 
 /// `supernode release-lease`: one POST to the local API with the state dir's token.
 fn release_lease(settings: &Settings, community: &str, mac: &str) -> ExitCode {
-    use std::io::{Read, Write};
     let Some(mut addr) = settings.api_addr() else {
         eprintln!(
             "supernode: the API is off (api_listen is empty); it is needed to release a lease"
@@ -123,27 +122,15 @@ fn release_lease(settings: &Settings, community: &str, mac: &str) -> ExitCode {
         percent_encode(community),
         percent_encode(mac)
     );
-    let answer = (|| -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{}: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            n2n_supernode::api::TOKEN_HEADER
-        )?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp)?;
-        Ok(resp)
-    })();
-    let resp = match answer {
+    let headers = [(n2n_supernode::api::TOKEN_HEADER, token.as_str())];
+    let resp = match n2n_kit::http::Request::post(&path, &headers).send(addr) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("supernode: no supernode answers on {addr} ({e}); is it running?");
             return ExitCode::FAILURE;
         }
     };
-    let ok = resp.starts_with("HTTP/1.1 200");
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let (ok, body) = (resp.ok(), resp.body.as_str());
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     if ok {
@@ -157,7 +144,7 @@ fn release_lease(settings: &Settings, community: &str, mac: &str) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         let why = field("error").unwrap_or_else(|| body.to_string());
-        eprintln!("supernode: {}", n2n_common::text::printable(&why));
+        eprintln!("supernode: {}", n2n_protocol::text::printable(&why));
         ExitCode::FAILURE
     }
 }
@@ -194,7 +181,7 @@ fn community_key(community: &str, passphrase: Option<String>) -> ExitCode {
     }
     let keys = CommunityKeys::derive(community, Some(&pass), KdfParams::default());
     match keys.verifier() {
-        Some(v) => println!("{}", n2n_common::config::HexKey(v)),
+        Some(v) => println!("{}", n2n_kit::config::HexKey(v)),
         None => return ExitCode::FAILURE,
     }
     ExitCode::SUCCESS

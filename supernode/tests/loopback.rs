@@ -5,7 +5,7 @@
 
 mod support;
 
-use n2n_common::crypto::kdf::{CommunityKeys, KdfParams};
+use n2n_protocol::crypto::kdf::{CommunityKeys, KdfParams};
 use n2n_supernode::config::{CommunitySettings, Settings};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -58,7 +58,7 @@ fn restrict(s: &mut Settings, community: &str, passphrase: &str) {
     s.communities.insert(
         community.into(),
         CommunitySettings {
-            verifiers: vec![n2n_common::config::HexKey(keys.verifier().unwrap())],
+            verifiers: vec![n2n_kit::config::HexKey(keys.verifier().unwrap())],
             ..Default::default()
         },
     );
@@ -113,7 +113,7 @@ async fn registration_and_the_api_answer_field_by_field() {
     assert_eq!(c["edges"], 2);
     assert_eq!(c["leases"], 2);
     assert_eq!(c["open"], false);
-    let subnet: n2n_common::config::Ipv4Net = c["subnet"].as_str().unwrap().parse().unwrap();
+    let subnet: n2n_kit::config::Ipv4Net = c["subnet"].as_str().unwrap().parse().unwrap();
     assert_eq!(subnet.prefix, 24);
 
     let (_, edges) = get_json(sn.api, &format!("/communities/{name}/edges")).await;

@@ -1,16 +1,16 @@
 //! Test support across crates: a simulated world of one supernode and edges behind NAT
-//! routers, driven on the deterministic network of `n2n_common::sim` with a manual clock.
+//! routers, driven on the deterministic network of `n2n_protocol::sim` with a manual clock.
 
 // Test support: a wrong index or a failed expectation should panic the test right there.
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
-use n2n_common::crypto::identity::Identity;
-use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
-use n2n_common::crypto::signing::Signer;
-use n2n_common::rng::CoreRng;
-use n2n_common::sim::{NatKind, Network, RouterId};
-use n2n_common::types::{Candidate, CandidateKind};
 use n2n_edge::proto::{Edge, EdgeConfig, Path};
+use n2n_protocol::crypto::identity::Identity;
+use n2n_protocol::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::rng::CoreRng;
+use n2n_protocol::sim::{NatKind, Network, RouterId};
+use n2n_protocol::types::{Candidate, CandidateKind};
 use n2n_supernode::proto::{Event as SnEvent, PersistedState, Supernode, SupernodeConfig};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -317,7 +317,7 @@ impl World {
     }
 
     /// The supernode (as a hostile operator could) seals `msg` to edge `idx` on its session.
-    pub fn supernode_says(&mut self, idx: usize, msg: &n2n_common::wire::sealed::SealedMessage) {
+    pub fn supernode_says(&mut self, idx: usize, msg: &n2n_protocol::wire::sealed::SealedMessage) {
         let id = self.edges[idx].core.edge_id().expect("registered");
         self.sn.as_mut().expect("supernode running").say(id, msg);
         self.drain();

@@ -4,9 +4,9 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::crypto::signing::Signer;
-use n2n_common::sim::NatKind;
 use n2n_edge::proto::Event;
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::sim::NatKind;
 use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
 use n2n_tests::{EdgeOptions, World, closed_policy};
 use std::time::Duration;

@@ -3,10 +3,10 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
-use n2n_common::types::{Candidate, CandidateKind};
-use n2n_common::wire::sealed::SealedMessage;
 use n2n_edge::proto::Command;
+use n2n_protocol::sim::NatKind;
+use n2n_protocol::types::{Candidate, CandidateKind};
+use n2n_protocol::wire::sealed::SealedMessage;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{ATTACKER, EdgeOptions, SN_ADDR, World};
 use std::net::SocketAddr;

@@ -3,10 +3,10 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
-use n2n_common::wire::data::HEADER_LEN;
-use n2n_common::wire::plain::PlainMessage;
 use n2n_edge::proto::Path;
+use n2n_protocol::sim::NatKind;
+use n2n_protocol::wire::data::HEADER_LEN;
+use n2n_protocol::wire::plain::PlainMessage;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, SN_ADDR, World, frame};
 use proptest::prelude::*;
@@ -53,7 +53,7 @@ fn captured(w: &World, from: SocketAddr, to: SocketAddr) -> Vec<Vec<u8>> {
 /// Whether the supernode may relay these bytes (a well-formed data header; it cannot check
 /// the end-to-end tag).
 fn relayable(b: &[u8]) -> bool {
-    n2n_common::wire::data::DataPacket::new_checked(b).is_ok()
+    n2n_protocol::wire::data::DataPacket::new_checked(b).is_ok()
 }
 
 fn sn_drops(w: &World, reason: &str) -> u64 {
@@ -242,7 +242,7 @@ fn wrong_community_and_wrong_passphrase_packets_are_dropped() {
         w.edges[2].core.edge_id().unwrap(),
     );
     let mut pkt = vec![0u8; 80];
-    n2n_common::wire::data::DataHeader {
+    n2n_protocol::wire::data::DataHeader {
         flags: 0,
         dst: id_b,
         src: id_c,
@@ -291,9 +291,9 @@ proptest! {
 /// hello: a spoofed hello made the supernode send more than it got.
 #[test]
 fn no_hello_reply_is_larger_than_the_hello_even_with_a_large_identity() {
-    use n2n_common::crypto::identity::Identity;
-    use n2n_common::rng::CoreRng;
-    use n2n_common::wire::plain::HELLO_LEN;
+    use n2n_protocol::crypto::identity::Identity;
+    use n2n_protocol::rng::CoreRng;
+    use n2n_protocol::wire::plain::HELLO_LEN;
     use n2n_supernode::proto::{PersistedState, Supernode};
     let now = std::time::Instant::now();
     let big = Identity::generate(&mut CoreRng::seeded(3), 3072).unwrap();

@@ -6,12 +6,12 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::crypto::signing::Signer;
-use n2n_common::sim::NatKind;
-use n2n_common::types::{Candidate, CandidateKind};
-use n2n_common::wire::messages::{Binding, KeyAnnounce, PeerInfo};
-use n2n_common::wire::sealed::SealedMessage;
 use n2n_edge::proto::{Event, Path};
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::sim::NatKind;
+use n2n_protocol::types::{Candidate, CandidateKind};
+use n2n_protocol::wire::messages::{Binding, KeyAnnounce, PeerInfo};
+use n2n_protocol::wire::sealed::SealedMessage;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{ATTACKER, EdgeOptions, World, keys};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -77,7 +77,7 @@ fn a_supernode_cannot_rebind_a_members_announcement() {
             ..genuine.clone()
         },
         PeerInfo {
-            mac: n2n_common::types::Mac([2, 9, 9, 9, 9, 9]),
+            mac: n2n_protocol::types::Mac([2, 9, 9, 9, 9, 9]),
             ..genuine.clone()
         },
     ];
@@ -127,7 +127,7 @@ fn a_supernode_cannot_invent_a_member() {
     let fake_ip = Ipv4Addr::from(u32::from(genuine.ip) + 9);
     let mut fake = PeerInfo {
         id: 99,
-        mac: n2n_common::types::Mac([2, 1, 2, 3, 4, 5]),
+        mac: n2n_protocol::types::Mac([2, 1, 2, 3, 4, 5]),
         ip: fake_ip,
         ..genuine.clone()
     };
@@ -157,7 +157,7 @@ fn a_member_cannot_pose_as_another_even_with_the_supernode_on_its_side() {
     let mallory = Signer::from_seed(&[13; 32]);
     let mut claims = Vec::new();
     for (id, mac) in [
-        (88, n2n_common::types::Mac([2, 8, 8, 8, 8, 8])),
+        (88, n2n_protocol::types::Mac([2, 8, 8, 8, 8, 8])),
         (genuine.id, genuine.mac),
     ] {
         let mut i = PeerInfo {

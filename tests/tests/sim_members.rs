@@ -4,8 +4,8 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
 use n2n_edge::proto::Path;
+use n2n_protocol::sim::NatKind;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, World, frame};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
 use n2n_edge::proto::Path;
+use n2n_protocol::sim::NatKind;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, World, frame};
 use std::time::Duration;
@@ -99,7 +99,7 @@ fn two_edges_behind_the_same_nat_use_the_lan_path() {
         w.path(a, b),
         Some(Path::Direct {
             addr: lan_b,
-            kind: n2n_common::types::CandidateKind::Lan
+            kind: n2n_protocol::types::CandidateKind::Lan
         })
     );
     exchange_all_frames(&mut w, a, b);

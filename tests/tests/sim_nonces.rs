@@ -5,8 +5,8 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::crypto::aead::audit;
-use n2n_common::sim::NatKind;
+use n2n_protocol::crypto::aead::audit;
+use n2n_protocol::sim::NatKind;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, World};
 use proptest::prelude::*;

@@ -2,9 +2,9 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
-use n2n_common::types::Mac;
 use n2n_edge::proto::{Event, Path};
+use n2n_protocol::sim::NatKind;
+use n2n_protocol::types::Mac;
 use n2n_supernode::proto::{CommunityPolicy, SupernodeConfig, base_name};
 use n2n_tests::{EdgeOptions, World, closed_policy, frame};
 use std::time::Duration;
@@ -187,7 +187,7 @@ fn no_unauthenticated_reply_is_larger_than_its_request() {
 fn abuse_limits_are_enforced_and_counted() {
     let mut cfg = SupernodeConfig::default();
     cfg.limits.max_edges_per_community = 2;
-    cfg.limits.relay_per_edge = n2n_common::ratelimit::Rate::new(10.0, 10.0);
+    cfg.limits.relay_per_edge = n2n_protocol::ratelimit::Rate::new(10.0, 10.0);
     let mut w = World::new(6, cfg);
     let a = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 1));
     let b = w.add_edge(EdgeOptions::new(NatKind::Symmetric, 2));
@@ -214,7 +214,7 @@ fn abuse_limits_are_enforced_and_counted() {
     assert!(w.edges[b].delivered.len() <= 20);
     // Handshakes per source: a flood of hellos from one address is cut off.
     let sn: std::net::SocketAddr = n2n_tests::SN_ADDR.parse().unwrap();
-    let hello = n2n_common::wire::plain::PlainMessage::Hello { nonce: [1; 16] }.emit();
+    let hello = n2n_protocol::wire::plain::PlainMessage::Hello { nonce: [1; 16] }.emit();
     let flooder: std::net::SocketAddr = "203.0.113.99:1".parse().unwrap();
     w.net.add_host(flooder.ip(), None);
     for _ in 0..200 {
@@ -253,7 +253,7 @@ fn a_supernode_address_that_changes_is_followed() {
 #[test]
 fn one_source_cannot_use_up_the_subnet_pool() {
     let mut cfg = SupernodeConfig::default();
-    cfg.limits.new_communities_per_source = n2n_common::ratelimit::Rate::new(1.0 / 3600.0, 3.0);
+    cfg.limits.new_communities_per_source = n2n_protocol::ratelimit::Rate::new(1.0 / 3600.0, 3.0);
     let mut w = World::new(8, cfg);
     // Six edges behind one NAT, each asking for a community of its own.
     let r = w.add_router(NatKind::PortRestricted);
@@ -465,7 +465,7 @@ fn an_abandoned_open_community_gives_its_subnet_back() {
 /// although almost every id was free.
 #[test]
 fn edge_ids_are_reused_once_the_highest_was_given_and_never_collide() {
-    use n2n_common::types::MAX_EDGE_ID;
+    use n2n_protocol::types::MAX_EDGE_ID;
     let mut w = World::new(40, SupernodeConfig::default());
     let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
     assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));
@@ -494,8 +494,8 @@ fn edge_ids_are_reused_once_the_highest_was_given_and_never_collide() {
 /// key) was trusted silently. Now the first identity is pinned (trust on first use).
 #[test]
 fn a_supernode_with_another_identity_at_a_known_address_is_refused() {
-    use n2n_common::crypto::identity::{Fingerprint, Identity};
-    use n2n_common::rng::CoreRng;
+    use n2n_protocol::crypto::identity::{Fingerprint, Identity};
+    use n2n_protocol::rng::CoreRng;
     let mut w = World::new(60, SupernodeConfig::default());
     let a = w.add_edge(EdgeOptions::new(NatKind::None, 1));
     assert!(w.run_until(Duration::from_secs(10), |w| w.all_connected()));

@@ -3,8 +3,8 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
 use n2n_edge::proto::{Event, Path};
+use n2n_protocol::sim::NatKind;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, World, frame};
 use std::time::Duration;

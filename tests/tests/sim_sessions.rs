@@ -3,9 +3,9 @@
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use n2n_common::sim::NatKind;
-use n2n_common::wire::data::flags;
 use n2n_edge::proto::Path;
+use n2n_protocol::sim::NatKind;
+use n2n_protocol::wire::data::flags;
 use n2n_supernode::proto::SupernodeConfig;
 use n2n_tests::{EdgeOptions, World};
 use std::time::Duration;
@@ -140,8 +140,8 @@ fn an_initiation_captured_before_a_peer_left_is_still_a_replay_when_it_returns()
 /// the pair lost its keys at 180 s).
 #[test]
 fn a_member_flooding_handshakes_in_a_peers_name_does_not_keep_the_pair_apart() {
-    use n2n_common::crypto::handshake;
-    use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+    use n2n_protocol::crypto::handshake;
+    use n2n_protocol::wire::data::{DataHeader, HEADER_LEN};
     let (mut w, a, b) = direct_pair(52);
     let (id_a, id_b) = (
         w.edges[a].core.edge_id().unwrap(),

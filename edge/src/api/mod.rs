@@ -9,12 +9,11 @@ pub use views::{DaemonInfo, answer, peers_json};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{Html, Response};
 use axum::routing::get;
+use n2n_kit::api::Asker;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 
 /// What a handler asks the control task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,23 +34,16 @@ pub enum Query {
     Metrics,
 }
 
-/// The control task's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// JSON with a status code.
-    Json(StatusCode, serde_json::Value),
-    /// Text with a content type.
-    Text(&'static str, String),
-}
+pub use n2n_kit::api::Answer;
 
 /// A query with its reply channel.
-pub type ApiRequest = (Query, oneshot::Sender<Answer>);
+pub type ApiRequest = n2n_kit::api::Request<Query>;
 
-type Tx = State<mpsc::Sender<ApiRequest>>;
+type Tx = State<Asker<Query>>;
 
 /// Builds the router. Requests from this machine must be addressed to a loopback name
 /// (against DNS rebinding): serve it with connect info (`SocketAddr`).
-pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+pub fn router(tx: Asker<Query>) -> Router {
     Router::new()
         .route("/status", get(|s: Tx| ask(s, Query::Status)))
         .route("/peers.json", get(|s: Tx| ask(s, Query::Peers)))
@@ -65,57 +57,20 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
             "/",
             get(|| async { axum::response::Redirect::temporary("/peers") }),
         )
-        .route("/events", get(events))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({ "error": "no such endpoint" })),
-            )
-        })
+        .route(
+            "/events",
+            get(|State(tx): Tx| async move {
+                n2n_kit::api::events(tx, Query::Peers, Duration::from_millis(500))
+            }),
+        )
+        .fallback(|| async { n2n_kit::api::error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(tx)
-        .layer(axum::middleware::from_fn(
-            n2n_common::host::loopback_host_only,
-        ))
+        .layer(axum::middleware::from_fn(n2n_kit::host::loopback_host_only))
 }
 
 /// The peer graph page (assets embedded at build time: no CDN, works offline).
 pub const PEERS_PAGE: &str = include_str!("../../../webui/peers.html");
 
-/// Server-sent events: the peers JSON, pushed whenever it changes (checked twice a second).
-async fn events(
-    State(tx): Tx,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let stream = futures_util::stream::unfold((tx, String::new()), |(tx, last)| async move {
-        loop {
-            let (reply, rx) = oneshot::channel();
-            tx.send((Query::Peers, reply)).await.ok()?;
-            if let Ok(Answer::Json(_, v)) = rx.await {
-                let text = v.to_string();
-                if text != last {
-                    return Some((Ok(Event::default().data(text.clone())), (tx, text)));
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
 async fn ask(State(tx): Tx, q: Query) -> Response {
-    let (reply, rx) = oneshot::channel();
-    let unavailable = |msg: &str| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "error": msg })),
-        )
-            .into_response()
-    };
-    if tx.send((q, reply)).await.is_err() {
-        return unavailable("edge is shutting down");
-    }
-    match tokio::time::timeout(Duration::from_secs(5), rx).await {
-        Ok(Ok(Answer::Json(code, v))) => (code, axum::Json(v)).into_response(),
-        Ok(Ok(Answer::Text(ct, body))) => ([(header::CONTENT_TYPE, ct)], body).into_response(),
-        _ => unavailable("edge did not answer in time"),
-    }
+    n2n_kit::api::ask(&tx, q, "edge").await
 }

@@ -3,10 +3,10 @@
 use super::{Answer, Query};
 use crate::proto::{Edge, Path};
 use axum::http::StatusCode;
-use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::stats::DropReason;
+use n2n_kit::metrics::{Exposition, Kind};
+use n2n_protocol::crypto::identity::Fingerprint;
+use n2n_protocol::stats::DropReason;
 use serde_json::{Value, json};
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer
             "image/svg+xml; charset=utf-8",
             super::svg(&peers_json(edge, info, now)),
         ),
-        Query::Metrics => Answer::Text("text/plain; version=0.0.4; charset=utf-8", metrics(edge)),
+        Query::Metrics => Answer::Text(n2n_kit::api::METRICS_TYPE, metrics(edge)),
     }
 }
 
@@ -200,107 +200,94 @@ fn leases(edge: &Edge, now: Instant) -> Value {
 
 fn metrics(edge: &Edge) -> String {
     let st = edge.stats();
-    let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        n2n_common::stats::write_metric(&mut out, name, kind, help, value)
-    };
-    metric(
+    let mut out = Exposition::new();
+    out.metric(
         "n2n_edge_registered",
-        "gauge",
+        Kind::Gauge,
         "1 while registered with a supernode.",
         u64::from(edge.is_registered()),
     );
-    metric(
+    out.metric(
         "n2n_edge_peers",
-        "gauge",
+        Kind::Gauge,
         "Known peers.",
         edge.peers().len() as u64,
     );
-    metric(
+    out.metric(
         "n2n_edge_direct_peers",
-        "gauge",
+        Kind::Gauge,
         "Peers with a direct path.",
         edge.peers().values().filter(|p| p.is_direct()).count() as u64,
     );
-    metric(
+    out.metric(
         "n2n_edge_tx_frames_total",
-        "counter",
+        Kind::Counter,
         "Frames sent to peers.",
         st.tx_frames,
     );
-    metric(
+    out.metric(
         "n2n_edge_tx_relayed_total",
-        "counter",
+        Kind::Counter,
         "Frames sent through the supernode.",
         st.tx_relayed,
     );
-    metric(
+    out.metric(
         "n2n_edge_rx_frames_total",
-        "counter",
+        Kind::Counter,
         "Frames received from peers.",
         st.rx_frames,
     );
-    metric(
+    out.metric(
         "n2n_edge_tap_superframes_read_total",
-        "counter",
+        Kind::Counter,
         "TCP super-frames read from the TAP device and cut to the MTU (segmentation offload).",
         st.tap_superframes_read,
     );
-    metric(
+    out.metric(
         "n2n_edge_tap_superframes_written_total",
-        "counter",
+        Kind::Counter,
         "Super-frames joined from received segments and written to the TAP device.",
         st.tap_superframes_written,
     );
-    metric(
+    out.metric(
         "n2n_edge_macs_refused_total",
-        "counter",
+        Kind::Counter,
         "MACs not learned behind a peer that already had the most allowed (1024).",
         st.macs_refused,
     );
-    metric(
+    out.metric(
         "n2n_edge_registrations_total",
-        "counter",
+        Kind::Counter,
         "Registrations.",
         st.registrations,
     );
-    metric(
+    out.metric(
         "n2n_edge_handshakes_sent_total",
-        "counter",
+        Kind::Counter,
         "Pair handshakes started, retries included.",
         st.handshakes_sent,
     );
-    metric(
+    out.metric(
         "n2n_edge_handshakes_completed_total",
-        "counter",
+        Kind::Counter,
         "Pair handshakes this edge started that finished.",
         st.handshakes_completed,
     );
-    let _ = writeln!(
-        out,
-        "# HELP n2n_edge_drops_total Packets dropped, by reason.\n# TYPE n2n_edge_drops_total counter"
+    out.family(
+        "n2n_edge_drops_total",
+        Kind::Counter,
+        "Packets dropped, by reason.",
+        "reason",
+        DropReason::ALL.map(|r| (r.label(), st.drops.get(r))),
     );
-    for r in DropReason::ALL {
-        let _ = writeln!(
-            out,
-            "n2n_edge_drops_total{{reason=\"{}\"}} {}",
-            r.label(),
-            st.drops.get(r)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP n2n_edge_peer_rtt_seconds Round-trip time of direct paths.\n# TYPE n2n_edge_peer_rtt_seconds gauge"
+    out.family(
+        "n2n_edge_peer_rtt_seconds",
+        Kind::Gauge,
+        "Round-trip time of direct paths.",
+        "peer",
+        edge.peers()
+            .values()
+            .filter_map(|p| Some((p.info.id, p.rtt?.as_secs_f64()))),
     );
-    for p in edge.peers().values() {
-        if let Some(rtt) = p.rtt {
-            let _ = writeln!(
-                out,
-                "n2n_edge_peer_rtt_seconds{{peer=\"{}\"}} {}",
-                p.info.id,
-                rtt.as_secs_f64()
-            );
-        }
-    }
-    out
+    out.finish()
 }

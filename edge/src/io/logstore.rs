@@ -38,7 +38,7 @@ impl Line {
     /// The line as `edge logs` prints it (time given), control characters escaped: stored
     /// text can carry what a supernode or a peer chose.
     pub fn to_text(&self, time: &str) -> String {
-        use n2n_common::text::printable;
+        use n2n_protocol::text::printable;
         format!(
             "{time} {:<5} {}: {}",
             printable(&self.level),

@@ -1,7 +1,7 @@
 //! The persistent machine id: 16 random bytes, created once, from which the edge's MAC in
 //! each community is derived (so a machine keeps its MAC, and its lease, across restarts).
 
-use n2n_common::os;
+use n2n_kit::os;
 use std::path::Path;
 
 /// File name inside the state directory.

@@ -18,10 +18,10 @@ use crate::config::Resolved;
 use crate::proto::{Command, Edge, EdgeConfig, Event};
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use n2n_common::crypto::kdf::{self, CommunityKeys, KdfParams};
-use n2n_common::crypto::signing::Signer;
-use n2n_common::rng::CoreRng;
-use n2n_common::types::{Candidate, CandidateKind};
+use n2n_protocol::crypto::kdf::{self, CommunityKeys, KdfParams};
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::rng::CoreRng;
+use n2n_protocol::types::{Candidate, CandidateKind};
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use workers::{Shared, ToControl};
 
 fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let s = n2n_common::udp::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into(), buffer)?;
+    let s = n2n_kit::udp::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into(), buffer)?;
     // The receive worker wakes up twice a second to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     Ok(s.into())
@@ -158,21 +158,13 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
         fingerprint: None,
     };
     let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(64);
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = match r.api {
+    let api_server = match r.api {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot bind the API on {addr}"))?;
             tracing::info!(api = %listener.local_addr()?, "local API listening (peer graph at /peers)");
-            let app = api::router(api_tx).into_make_service_with_connect_info::<SocketAddr>();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = api_stopped.await;
-                    })
-                    .await;
-            }))
+            Some(n2n_kit::api::Server::spawn(listener, api::router(api_tx)))
         }
         None => None,
     };
@@ -297,15 +289,8 @@ pub async fn run(r: Resolved, shutdown: impl Future<Output = ()>) -> anyhow::Res
     // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
     // finish; a client that still hangs on is cut off after a second.
     drop(api_rx);
-    let _ = stop_api.send(());
-    if let Some(t) = api_task {
-        let abort = t.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(1), t)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+    if let Some(server) = api_server {
+        server.stop().await;
     }
     tracing::info!("stopped");
     Ok(())

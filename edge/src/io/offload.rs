@@ -5,7 +5,7 @@
 //! overlay, writing the IP and TCP/UDP fields and checksums a NIC doing TSO would write, and
 //! completes the checksums the kernel left partial.
 
-use n2n_common::stats::DropReason;
+use n2n_protocol::stats::DropReason;
 
 /// Length of the virtio-net header (no mergeable-buffers field).
 pub const VNET_HDR_LEN: usize = 10;

@@ -4,8 +4,8 @@
 //! id, MAC or IP (see `proto::pins`).
 
 use crate::proto::PinnedPeer;
-use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::os;
+use n2n_kit::os;
+use n2n_protocol::crypto::identity::Fingerprint;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ pub fn save(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use n2n_common::types::Mac;
+    use n2n_protocol::types::Mac;
 
     #[test]
     fn saved_pins_load_back_aged_and_a_bad_line_is_named() {

@@ -3,8 +3,8 @@
 //! supernode's identity at first contact and refuses a different one later, until
 //! `edge trust-supernode` forgets it.
 
-use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::os;
+use n2n_kit::os;
+use n2n_protocol::crypto::identity::Fingerprint;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -177,7 +177,7 @@ impl Receiver {
                     a.as_sockaddr_in()
                         .map(|v4| SocketAddr::V4((*v4).into()))
                         .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
-                        .map(n2n_common::udp::canonical)
+                        .map(n2n_kit::udp::canonical)
                 });
                 self.got.push((from, r.bytes, stride));
             }

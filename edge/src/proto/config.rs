@@ -1,9 +1,9 @@
 //! What the edge core needs to know (the daemon's configuration maps onto this).
 
-use n2n_common::crypto::CommunityKeys;
-use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::crypto::signing::Signer;
-use n2n_common::types::{Candidate, Mac};
+use n2n_protocol::crypto::CommunityKeys;
+use n2n_protocol::crypto::identity::Fingerprint;
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::types::{Candidate, Mac};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 

@@ -4,10 +4,10 @@
 use super::forward::Forwarding;
 use super::receive::{MAX_MACS_PER_PEER, Note, RxAction};
 use super::{Edge, Path};
-use n2n_common::stats::DropReason;
-use n2n_common::types::{EdgeId, Mac, Transmit};
-use n2n_common::wire::data::flags;
-use n2n_common::wire::peer::PeerMessage;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::{EdgeId, Mac, Transmit};
+use n2n_protocol::wire::data::flags;
+use n2n_protocol::wire::peer::PeerMessage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ impl Edge {
         let psk = &self.config.keys.data;
         f.mac1_keys = std::iter::once(&self.key)
             .chain(self.prev_key.as_ref())
-            .map(|k| n2n_common::crypto::handshake::mac1_key(psk, &k.public))
+            .map(|k| n2n_protocol::crypto::handshake::mac1_key(psk, &k.public))
             .collect();
         for (mac, (id, _)) in &self.macs {
             f.by_mac.insert(*mac, *id);
@@ -235,7 +235,7 @@ impl Edge {
         if let (super::Phase::Up, Some(me)) = (&self.phase, self.my_id) {
             self.seal_to_sn(
                 me,
-                &n2n_common::wire::sealed::SealedMessage::PeerSyncRequest,
+                &n2n_protocol::wire::sealed::SealedMessage::PeerSyncRequest,
             );
         }
     }

@@ -2,11 +2,11 @@
 //! and read by packet workers without locks (they hold an `Arc` of the current snapshot).
 //! The core's own data path runs on the same code, so the simulator tests it too.
 
-use super::peer::PairKey;
-use n2n_common::crypto::pipeline::{OpenError, Pipeline};
-use n2n_common::stats::{DropCounters, DropReason};
-use n2n_common::types::{EdgeId, Mac};
-use n2n_common::wire::data::{DataHeader, DataPacket, flags};
+use super::peer::{PairKey, PeerCounters};
+use n2n_protocol::crypto::pipeline::{OpenError, Pipeline};
+use n2n_protocol::stats::{DropCounters, DropReason};
+use n2n_protocol::types::{EdgeId, Mac};
+use n2n_protocol::wire::data::{DataHeader, DataPacket, flags};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,21 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The shortest Ethernet frame forwarded (a header).
 pub const MIN_FRAME: usize = 14;
-
-/// Per-peer traffic counters, shared by the core, the snapshot and the workers.
-#[derive(Debug, Default)]
-pub struct PeerCounters {
-    /// Frames sent.
-    pub tx_frames: AtomicU64,
-    /// Frame bytes sent.
-    pub tx_bytes: AtomicU64,
-    /// Frames sent through the supernode.
-    pub tx_relayed: AtomicU64,
-    /// Frames received.
-    pub rx_frames: AtomicU64,
-    /// Frame bytes received.
-    pub rx_bytes: AtomicU64,
-}
 
 /// Counters of the whole data plane.
 #[derive(Debug, Default)]

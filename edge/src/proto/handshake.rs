@@ -1,4 +1,4 @@
-//! Pair sessions: a Noise handshake with each peer ([`n2n_common::crypto::handshake`]) gives
+//! Pair sessions: a Noise handshake with each peer ([`n2n_protocol::crypto::handshake`]) gives
 //! the keys of one session; sessions are rekeyed on time and count, retried while
 //! unanswered, and dropped when too old. No session key is ever derived twice, so a counter
 //! never restarts under a key it has used (a peer that leaves and returns, a restarted
@@ -10,13 +10,13 @@
 
 use super::peer::{Pending, REKEY_AFTER, REKEY_AFTER_MESSAGES, slot_flags};
 use super::{Edge, MAX_KEYS, PairKey};
-use n2n_common::crypto::handshake::{self, Initiator, MAC1_LEN, Params, Responder, SessionKeys};
-use n2n_common::crypto::kdf;
-use n2n_common::stats::DropReason;
-use n2n_common::types::EdgeId;
-use n2n_common::wire::data::{DataHeader, DataPacket, HEADER_LEN, flags};
-use n2n_common::wire::handshake::{self as hs_wire, HandshakeBody, InitiationPayload, Kind};
-use n2n_common::wire::peer::PeerMessage;
+use n2n_protocol::crypto::handshake::{self, Initiator, MAC1_LEN, Params, Responder, SessionKeys};
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::EdgeId;
+use n2n_protocol::wire::data::{DataHeader, DataPacket, HEADER_LEN, flags};
+use n2n_protocol::wire::handshake::{self as hs_wire, HandshakeBody, InitiationPayload, Kind};
+use n2n_protocol::wire::peer::PeerMessage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

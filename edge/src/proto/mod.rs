@@ -17,14 +17,14 @@ pub use peer::{MAX_KEYS, PairKey, Path, Peer};
 pub use pins::{PIN_LAPSES_AFTER, PinnedPeer};
 pub use receive::{MAX_MACS_PER_PEER, Note, RxAction, RxState};
 
-use n2n_common::crypto::identity::Fingerprint;
-use n2n_common::rng::CoreRng;
-use n2n_common::session::ControlSession;
-use n2n_common::stats::{self, DropCounters};
-use n2n_common::timer::TimerTable;
-use n2n_common::types::{Candidate, EdgeId, Mac, Transmit};
-use n2n_common::wire::messages::{Binding, KeyAnnounce};
-use n2n_common::wire::{self, Form};
+use n2n_protocol::crypto::identity::Fingerprint;
+use n2n_protocol::rng::CoreRng;
+use n2n_protocol::session::ControlSession;
+use n2n_protocol::stats::{self, DropCounters};
+use n2n_protocol::timer::TimerTable;
+use n2n_protocol::types::{Candidate, EdgeId, Mac, Transmit};
+use n2n_protocol::wire::messages::{Binding, KeyAnnounce};
+use n2n_protocol::wire::{self, Form};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -205,7 +205,7 @@ pub struct Edge {
     /// When present members' pins are next saved again (their "last seen" moves on).
     pins_refresh_at: Instant,
     /// Probe budgets of departed peers (see [`Departed`]), restored if they come back.
-    departed_budgets: BTreeMap<EdgeId, n2n_common::ratelimit::TokenBucket>,
+    departed_budgets: BTreeMap<EdgeId, n2n_protocol::ratelimit::TokenBucket>,
     sync_seen: Option<Vec<EdgeId>>,
     macs: BTreeMap<Mac, (EdgeId, Instant)>,
     last_sync_request: Option<Instant>,

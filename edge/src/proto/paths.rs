@@ -2,11 +2,11 @@
 //! candidate, keepalives, path re-validation and relay fallback.
 
 use super::{Edge, Event, Path, Peer};
-use n2n_common::stats::DropReason;
-use n2n_common::types::{CandidateKind, EdgeId};
-use n2n_common::wire::messages::PeerInfo;
-use n2n_common::wire::peer::PeerMessage;
-use n2n_common::wire::sealed::SealedMessage;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::{CandidateKind, EdgeId};
+use n2n_protocol::wire::messages::PeerInfo;
+use n2n_protocol::wire::peer::PeerMessage;
+use n2n_protocol::wire::sealed::SealedMessage;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -1,20 +1,35 @@
 //! What the edge knows about each peer: its keys, its candidates and the path in use.
 
-use n2n_common::crypto::aead::SessionKey;
-use n2n_common::crypto::handshake::{Initiator, SessionKeys};
-use n2n_common::crypto::replay::ReplayWindow;
-use n2n_common::types::{CandidateKind, EdgeId};
-use n2n_common::wire::messages::PeerInfo;
+use n2n_protocol::crypto::aead::SessionKey;
+use n2n_protocol::crypto::handshake::{Initiator, SessionKeys};
+use n2n_protocol::crypto::replay::ReplayWindow;
+use n2n_protocol::types::{CandidateKind, EdgeId};
+use n2n_protocol::wire::messages::PeerInfo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Per-peer traffic counters, shared by the core, the snapshot and the workers.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Frames sent.
+    pub tx_frames: AtomicU64,
+    /// Frame bytes sent.
+    pub tx_bytes: AtomicU64,
+    /// Frames sent through the supernode.
+    pub tx_relayed: AtomicU64,
+    /// Frames received.
+    pub rx_frames: AtomicU64,
+    /// Frame bytes received.
+    pub rx_bytes: AtomicU64,
+}
+
 /// Probe rounds to one peer's candidates: two whole punch attempts (10 s of rounds every
 /// 200 ms each) at once, then one round every 2 s.
-pub const PROBE_ROUNDS_PER_PEER: n2n_common::ratelimit::Rate =
-    n2n_common::ratelimit::Rate::new(0.5, 100.0);
+pub const PROBE_ROUNDS_PER_PEER: n2n_protocol::ratelimit::Rate =
+    n2n_protocol::ratelimit::Rate::new(0.5, 100.0);
 
 /// One pair session: the two keys of one handshake, shareable with packet workers (atomic
 /// counter, locked replay window). Never built twice from the same secrets.
@@ -128,7 +143,7 @@ impl PairKey {
 
 /// The header slot bits of session number `session`.
 pub fn slot_flags(session: u32) -> u8 {
-    ((session & 3) as u8) << n2n_common::wire::data::flags::SLOT_SHIFT
+    ((session & 3) as u8) << n2n_protocol::wire::data::flags::SLOT_SHIFT
 }
 
 /// A handshake we started and await the reply to.
@@ -206,7 +221,7 @@ pub struct Peer {
     /// Current wait between failed punch attempts.
     pub punch_backoff: Duration,
     /// Probe rounds left for punching to this peer (see [`PROBE_ROUNDS_PER_PEER`]).
-    pub punch_budget: n2n_common::ratelimit::TokenBucket,
+    pub punch_budget: n2n_protocol::ratelimit::TokenBucket,
     /// Last probe answer on the current direct path.
     pub last_ack: Option<Instant>,
     /// Last authenticated packet from the peer, any path.
@@ -216,7 +231,7 @@ pub struct Peer {
     /// Smoothed round-trip time of the direct path.
     pub rtt: Option<Duration>,
     /// Traffic counters (shared with the data plane).
-    pub counters: std::sync::Arc<super::forward::PeerCounters>,
+    pub counters: std::sync::Arc<PeerCounters>,
     /// Missing from the supernode's last full list (it restarted and has not seen the peer
     /// yet); kept only while its direct path lives.
     pub unlisted: bool,
@@ -248,7 +263,7 @@ impl Peer {
             next_probe: now,
             next_punch_request: now,
             punch_backoff: Duration::ZERO,
-            punch_budget: n2n_common::ratelimit::TokenBucket::new(PROBE_ROUNDS_PER_PEER, now),
+            punch_budget: n2n_protocol::ratelimit::TokenBucket::new(PROBE_ROUNDS_PER_PEER, now),
             last_ack: None,
             last_rx: None,
             last_direct_rx: None,

@@ -8,7 +8,7 @@
 //! directory and hands them back to the next process, where each counts as departed since it
 //! was last seen.
 
-use n2n_common::types::{EdgeId, Mac};
+use n2n_protocol::types::{EdgeId, Mac};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

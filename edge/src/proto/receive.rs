@@ -8,14 +8,14 @@
 //! (the core then authenticates it). Everything else is dropped with a reason.
 
 use super::forward::{Forwarding, MIN_FRAME};
-use n2n_common::crypto::handshake::{self, MAC1_LEN};
-use n2n_common::crypto::kdf;
-use n2n_common::stats::DropReason;
-use n2n_common::types::{EdgeId, Mac};
-use n2n_common::wire::data::{DataPacket, flags};
-use n2n_common::wire::handshake::HandshakeBody;
-use n2n_common::wire::peer::PeerMessage;
-use n2n_common::wire::{self, Form, WireError};
+use n2n_protocol::crypto::handshake::{self, MAC1_LEN};
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::{EdgeId, Mac};
+use n2n_protocol::wire::data::{DataPacket, flags};
+use n2n_protocol::wire::handshake::HandshakeBody;
+use n2n_protocol::wire::peer::PeerMessage;
+use n2n_protocol::wire::{self, Form, WireError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -248,7 +248,7 @@ mod tests {
     use super::*;
     use crate::proto::PairKey;
     use crate::proto::forward::PeerFwd;
-    use n2n_common::crypto::handshake::SessionKeys;
+    use n2n_protocol::crypto::handshake::SessionKeys;
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn handshake_packet(dst: u32, counter: u64, mac1_key: &[u8; 32]) -> Vec<u8> {
-        use n2n_common::wire::data::{DataHeader, HEADER_LEN};
+        use n2n_protocol::wire::data::{DataHeader, HEADER_LEN};
         let mut header = [0u8; HEADER_LEN];
         DataHeader {
             flags: flags::HANDSHAKE,

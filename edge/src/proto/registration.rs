@@ -2,15 +2,15 @@
 //! supernode loss and restart detection, and the sealed messages the supernode sends.
 
 use super::{Edge, Event, Phase, SnSession, Timer};
-use n2n_common::crypto::aead::SessionKey;
-use n2n_common::crypto::identity::{self, Fingerprint};
-use n2n_common::crypto::kdf;
-use n2n_common::session::{ControlSession, REGISTER_PREFIX, Role};
-use n2n_common::stats::DropReason;
-use n2n_common::types::EdgeId;
-use n2n_common::wire::messages::RegisterBody;
-use n2n_common::wire::plain::{self, PlainMessage, REGISTER_AAD_LEN};
-use n2n_common::wire::sealed::{SealedHeader, SealedMessage, SealedType};
+use n2n_protocol::crypto::aead::SessionKey;
+use n2n_protocol::crypto::identity::{self, Fingerprint};
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::session::{ControlSession, REGISTER_PREFIX, Role};
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::EdgeId;
+use n2n_protocol::wire::messages::RegisterBody;
+use n2n_protocol::wire::plain::{self, PlainMessage, REGISTER_AAD_LEN};
+use n2n_protocol::wire::sealed::{SealedHeader, SealedMessage, SealedType};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -380,7 +380,7 @@ impl Edge {
                 self.timers.cancel(Timer::Register);
                 self.timers.set(Timer::Hello, now + REFUSED_RETRY);
                 // Supernode-chosen text: shown and logged, so never with control characters.
-                let reason = n2n_common::text::printable(&reason);
+                let reason = n2n_protocol::text::printable(&reason);
                 self.events.push_back(Event::RegistrationRefused { reason });
             }
             SealedMessage::HeartbeatAck { observed } => {

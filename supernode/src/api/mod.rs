@@ -1,19 +1,20 @@
 //! The supernode's HTTP API (axum). Handlers send a query to the event loop, which owns the
 //! core, and wait for its answer: no shared locks, and every answer is a consistent snapshot.
 
+mod info;
 mod metrics;
 mod views;
 
-pub use views::{DaemonInfo, answer, lease};
+pub use info::DaemonInfo;
+pub use views::{answer, lease};
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{Html, Response};
 use axum::routing::get;
+use n2n_kit::api::{Asker, error};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 
 /// What a handler asks the event loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,21 +36,16 @@ pub enum Query {
         /// Community key, as `/communities` lists it.
         community: String,
         /// The lease's MAC.
-        mac: n2n_common::types::Mac,
+        mac: n2n_protocol::types::Mac,
     },
 }
 
-/// The loop's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// A JSON document with a status code.
-    Json(StatusCode, serde_json::Value),
-    /// Prometheus text.
-    Metrics(String),
-}
+pub use n2n_kit::api::Answer;
 
 /// A query with the channel for its answer.
-pub type ApiRequest = (Query, oneshot::Sender<Answer>);
+pub type ApiRequest = n2n_kit::api::Request<Query>;
+
+type Tx = State<Asker<Query>>;
 
 /// The header that carries the API token (from `STATE_DIR/api-token`) on changing requests.
 pub const TOKEN_HEADER: &str = "x-n2n-token";
@@ -57,20 +53,20 @@ pub const TOKEN_HEADER: &str = "x-n2n-token";
 /// Builds the router; `tx` reaches the event loop. Requests that change state need `token`.
 /// (No Host check: on a server it sits behind reverse proxies that pass their own Host, and
 /// no browser there rebinds names.)
-pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
+pub fn router(tx: Asker<Query>, token: String) -> Router {
     let token: std::sync::Arc<str> = token.into();
     Router::new()
         .route(
             "/leases/{community}/{mac}/release",
             axum::routing::post(
-                move |s: State<mpsc::Sender<ApiRequest>>,
+                move |s: Tx,
                       headers: axum::http::HeaderMap,
                       Path((community, mac)): Path<(String, String)>| {
                     let token = token.clone();
                     async move {
                         let given = headers.get(TOKEN_HEADER).map(|v| v.as_bytes());
                         if !given.is_some_and(|g| {
-                            n2n_common::crypto::kdf::ct_eq(g, token.as_bytes())
+                            n2n_protocol::crypto::kdf::ct_eq(g, token.as_bytes())
                         }) {
                             return error(
                                 StatusCode::FORBIDDEN,
@@ -87,82 +83,40 @@ pub fn router(tx: mpsc::Sender<ApiRequest>, token: String) -> Router {
         )
         .route(
             "/status",
-            get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Status)),
+            get(|s: Tx| ask(s, Query::Status)),
         )
         .route(
             "/communities",
-            get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Communities)),
+            get(|s: Tx| ask(s, Query::Communities)),
         )
         .route(
             "/communities/{name}/edges",
             get(
-                |s: State<mpsc::Sender<ApiRequest>>, Path(name): Path<String>| {
-                    ask(s, Query::CommunityEdges(name))
-                },
+                |s: Tx, Path(name): Path<String>| ask(s, Query::CommunityEdges(name)),
             ),
         )
         .route(
             "/leases.json",
-            get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Leases)),
+            get(|s: Tx| ask(s, Query::Leases)),
         )
         .route(
             "/metrics",
-            get(|s: State<mpsc::Sender<ApiRequest>>| ask(s, Query::Metrics)),
+            get(|s: Tx| ask(s, Query::Metrics)),
         )
         .route("/", get(|| async { Html(PAGE) }))
-        .route("/events", get(events))
+        .route(
+            "/events",
+            get(|State(tx): Tx| async move {
+                n2n_kit::api::events(tx, Query::Overview, Duration::from_secs(1))
+            }),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(tx)
-}
-
-fn error(code: StatusCode, msg: &str) -> Response {
-    (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
 }
 
 /// The supernode's web page (embedded at build time).
 pub const PAGE: &str = include_str!("../../../webui/supernode.html");
 
-/// Server-sent events: the overview JSON whenever it changes (checked every second).
-async fn events(
-    State(tx): State<mpsc::Sender<ApiRequest>>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let stream = futures_util::stream::unfold((tx, String::new()), |(tx, last)| async move {
-        loop {
-            let (reply, rx) = oneshot::channel();
-            tx.send((Query::Overview, reply)).await.ok()?;
-            if let Ok(Answer::Json(_, v)) = rx.await {
-                let text = v.to_string();
-                if text != last {
-                    return Some((Ok(Event::default().data(text.clone())), (tx, text)));
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-async fn ask(State(tx): State<mpsc::Sender<ApiRequest>>, q: Query) -> Response {
-    let (reply, rx) = oneshot::channel();
-    if tx.send((q, reply)).await.is_err() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "supernode is shutting down",
-        );
-    }
-    match tokio::time::timeout(Duration::from_secs(5), rx).await {
-        Ok(Ok(Answer::Json(code, v))) => (code, axum::Json(v)).into_response(),
-        Ok(Ok(Answer::Metrics(text))) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "supernode did not answer in time",
-        ),
-    }
+async fn ask(State(tx): Tx, q: Query) -> Response {
+    n2n_kit::api::ask(&tx, q, "supernode").await
 }

@@ -1,20 +1,11 @@
 //! JSON views of the supernode core, answered inside the event loop.
 
+use super::info::DaemonInfo;
 use super::{Answer, Query};
 use crate::proto::Supernode;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::time::Instant;
-
-/// Facts about the daemon the core does not know.
-pub struct DaemonInfo {
-    /// UDP address.
-    pub listen: std::net::SocketAddr,
-    /// When the daemon started.
-    pub started: Instant,
-    /// Store writes that failed (disk full, ...).
-    pub store_errors: u64,
-}
 
 /// Answers one query (the only one that changes the core is [`Query::ReleaseLease`]).
 pub fn answer(q: &Query, sn: &mut Supernode, info: &DaemonInfo, now: Instant) -> Answer {
@@ -33,7 +24,9 @@ pub fn answer(q: &Query, sn: &mut Supernode, info: &DaemonInfo, now: Instant) ->
             ),
         },
         Query::Leases => Answer::Json(StatusCode::OK, leases(sn)),
-        Query::Metrics => Answer::Metrics(super::metrics::render(sn, info)),
+        Query::Metrics => {
+            Answer::Text(n2n_kit::api::METRICS_TYPE, super::metrics::render(sn, info))
+        }
         Query::Overview => {
             let edges: serde_json::Map<String, Value> = sn
                 .communities()
@@ -145,7 +138,7 @@ pub fn lease(l: &crate::proto::Lease, online: bool) -> Value {
         "ip": l.ip.to_string(),
         "edge_id": l.edge_id,
         "desc": l.desc,
-        "identity": l.identity.map(|k| n2n_common::config::HexKey(k).to_string()),
+        "identity": l.identity.map(|k| n2n_kit::config::HexKey(k).to_string()),
         "last_seen_unix": l.last_seen_unix,
         "online": online,
     })

@@ -1,7 +1,7 @@
 //! The persistent identity key: created on first start with mode 0600, loaded afterwards.
 
-use n2n_common::crypto::identity::{IDENTITY_BITS, Identity};
-use n2n_common::rng::CoreRng;
+use n2n_protocol::crypto::identity::{IDENTITY_BITS, Identity};
+use n2n_protocol::rng::CoreRng;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -21,7 +21,7 @@ pub fn load_or_create(dir: &Path, rng: &mut CoreRng) -> anyhow::Result<Identity>
         return Identity::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let id = Identity::generate(rng, IDENTITY_BITS)?;
-    if !n2n_common::os::create_private_file(&path, id.to_pem()?.as_bytes())? {
+    if !n2n_kit::os::create_private_file(&path, id.to_pem()?.as_bytes())? {
         // Another process created it meanwhile: use that one.
         return load_or_create(dir, rng);
     }
@@ -31,5 +31,5 @@ pub fn load_or_create(dir: &Path, rng: &mut CoreRng) -> anyhow::Result<Identity>
 
 /// 32 bytes from the operating system's random source.
 pub fn os_seed() -> anyhow::Result<[u8; 32]> {
-    Ok(n2n_common::os::random_bytes()?)
+    Ok(n2n_kit::os::random_bytes()?)
 }

@@ -13,7 +13,7 @@ use crate::api::{self, ApiRequest};
 use crate::config::Settings;
 use crate::proto::{Event, RemoveReason, Supernode};
 use anyhow::Context;
-use n2n_common::rng::CoreRng;
+use n2n_protocol::rng::CoreRng;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,12 +26,16 @@ use tokio::sync::mpsc;
 const BATCH: usize = 256;
 
 /// First byte of a data datagram (relayed as is, never held behind a lease write).
-const DATA_FORM: u8 = (n2n_common::wire::VERSION << 4) | 2;
+const DATA_FORM: u8 = (n2n_protocol::wire::VERSION << 4) | 2;
 
 /// A batch of events to store and the replies that wait for it.
-type Write = (Vec<Event>, Vec<n2n_common::types::Transmit>);
+type Write = (Vec<Event>, Vec<n2n_protocol::types::Transmit>);
 /// The replies of stored batches, how many batches, and how the write went.
-type Written = (Vec<n2n_common::types::Transmit>, usize, Result<(), String>);
+type Written = (
+    Vec<n2n_protocol::types::Transmit>,
+    usize,
+    Result<(), String>,
+);
 
 /// The lease writer: stores each batch in order, then hands back its replies.
 fn spawn_store(
@@ -65,7 +69,7 @@ fn spawn_store(
 /// Binds the UDP socket with the configured buffer sizes (an unspecified address listens on
 /// IPv4 and IPv6 where the host has it).
 pub fn bind_udp(addr: SocketAddr, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let s = n2n_common::udp::bind(addr, buffer)?;
+    let s = n2n_kit::udp::bind(addr, buffer)?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s.into())?)
 }
@@ -106,7 +110,7 @@ pub async fn serve(
     mut reloads: mpsc::Receiver<Settings>,
 ) -> anyhow::Result<()> {
     let dir = &settings.state_dir;
-    n2n_common::os::create_private_dir(dir)
+    n2n_kit::os::create_private_dir(dir)
         .with_context(|| format!("cannot create state directory {}", dir.display()))?;
     let store = Store::open(&dir.join("supernode.db"))
         .await
@@ -122,13 +126,13 @@ pub async fn serve(
     let started = Instant::now();
     let mut core = Supernode::new(settings.core_config(), id, state, rng, started, unix_now());
     let reply = core.hello_reply_len();
-    if reply > n2n_common::wire::plain::HELLO_LEN {
+    if reply > n2n_protocol::wire::plain::HELLO_LEN {
         anyhow::bail!(
             "{}: this identity key makes {reply}-byte hello replies, larger than the {}-byte \
              hello they answer (anyone could use the supernode as an amplifier); use a \
              2048-bit key (move the file away and a new one is made)",
             dir.join(identity::IDENTITY_FILE).display(),
-            n2n_common::wire::plain::HELLO_LEN
+            n2n_protocol::wire::plain::HELLO_LEN
         );
     }
     tracing::info!(
@@ -150,18 +154,11 @@ pub async fn serve(
     };
 
     let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(64);
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = match api {
+    let api_server = match api {
         Some(listener) => {
             tracing::info!(api = %listener.local_addr()?, "HTTP API listening");
             let app = api::router(api_tx, token::load_or_create(dir)?);
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = api_stopped.await;
-                    })
-                    .await;
-            }))
+            Some(n2n_kit::api::Server::spawn(listener, app))
         }
         None => {
             drop(api_tx);
@@ -271,15 +268,8 @@ pub async fn serve(
     // Closing the query channel ends the live (SSE) streams, so graceful shutdown can
     // finish; a client that still hangs on is cut off after a second.
     drop(api_rx);
-    let _ = stop_api.send(());
-    if let Some(t) = api_task {
-        let abort = t.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(1), t)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+    if let Some(server) = api_server {
+        server.stop().await;
     }
     store.close().await;
     tracing::info!("stopped");
@@ -313,7 +303,7 @@ fn log_event(e: &Event, open_logged: &mut BTreeSet<String>) {
             tracing::info!(id, %community, why, "edge removed");
         }
         Event::OutdatedPeer { from, version } => {
-            tracing::warn!(%from, version, "an edge speaks protocol v{version} (n2n-rs before 0.2): this supernode speaks v{} only; upgrade the edge", n2n_common::wire::VERSION)
+            tracing::warn!(%from, version, "an edge speaks protocol v{version} (n2n-rs before 0.2): this supernode speaks v{} only; upgrade the edge", n2n_protocol::wire::VERSION)
         }
         Event::RegistrationRefused {
             community,

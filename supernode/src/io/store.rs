@@ -1,8 +1,8 @@
 //! The lease store: SQLite (WAL) through sqlx, migrations embedded in the binary.
 
 use crate::proto::{CommunityRecord, Event, Lease, PersistedState};
-use n2n_common::config::HexKey;
-use n2n_common::types::Mac;
+use n2n_kit::config::HexKey;
+use n2n_protocol::types::Mac;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! system call (recvmmsg, and UDP GRO where the kernel coalesces), and sends runs of
 //! equal-sized datagrams to one destination (a relayed burst) as one GSO send.
 
-use n2n_common::types::Transmit;
+use n2n_protocol::types::Transmit;
 use std::collections::HashMap;
 use std::io::{ErrorKind, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
@@ -76,7 +76,7 @@ impl BatchSocket {
                 }
             };
             for (m, buf) in self.meta.iter().zip(&self.bufs).take(n) {
-                let from = n2n_common::udp::canonical(m.addr);
+                let from = n2n_kit::udp::canonical(m.addr);
                 if let Some(to) = m.dst_ip
                     && self.reply_from.get(&from) != Some(&to)
                 {

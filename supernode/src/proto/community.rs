@@ -1,7 +1,7 @@
 //! Communities: their subnet, their leases (stable IP per MAC) and their members.
 
 use super::config::CommunityPolicy;
-use n2n_common::types::{EdgeId, Mac};
+use n2n_protocol::types::{EdgeId, Mac};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 

@@ -1,6 +1,6 @@
 //! What the supernode core needs to know (the daemon's configuration maps onto this).
 
-use n2n_common::ratelimit::Rate;
+use n2n_protocol::ratelimit::Rate;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -2,13 +2,13 @@
 //! and distribution of peer information.
 
 use super::{RemoveReason, Supernode};
-use n2n_common::crypto::kdf;
-use n2n_common::stats::DropReason;
-use n2n_common::types::EdgeId;
-use n2n_common::wire::messages::PeerInfo;
-use n2n_common::wire::plain::PlainMessage;
-use n2n_common::wire::sealed::{HEADER_LEN, SealedHeader, SealedMessage};
-use n2n_common::wire::{MAX_CONTROL_DATAGRAM, TAG_LEN};
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::EdgeId;
+use n2n_protocol::wire::messages::PeerInfo;
+use n2n_protocol::wire::plain::PlainMessage;
+use n2n_protocol::wire::sealed::{HEADER_LEN, SealedHeader, SealedMessage};
+use n2n_protocol::wire::{MAX_CONTROL_DATAGRAM, TAG_LEN};
 use std::net::SocketAddr;
 use std::time::Instant;
 

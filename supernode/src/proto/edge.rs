@@ -1,9 +1,9 @@
 //! A registered edge as the supernode keeps it.
 
-use n2n_common::ratelimit::TokenBucket;
-use n2n_common::session::ControlSession;
-use n2n_common::types::{Candidate, EdgeId, Mac};
-use n2n_common::wire::messages::{Binding, KeyAnnounce, PeerInfo};
+use n2n_protocol::ratelimit::TokenBucket;
+use n2n_protocol::session::ControlSession;
+use n2n_protocol::types::{Candidate, EdgeId, Mac};
+use n2n_protocol::wire::messages::{Binding, KeyAnnounce, PeerInfo};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 

@@ -14,15 +14,15 @@ pub use community::{
 pub use config::{CommunityPolicy, Limits, SupernodeConfig};
 pub use edge::EdgeRecord;
 
-use n2n_common::crypto::identity::{Fingerprint, Identity};
-use n2n_common::crypto::kdf;
-use n2n_common::ratelimit::{KeyedLimiter, TokenBucket};
-use n2n_common::rng::CoreRng;
-use n2n_common::stats::DropCounters;
-use n2n_common::timer::TimerTable;
-use n2n_common::types::{EdgeId, Mac, Transmit};
-use n2n_common::wire::sealed::SealedMessage;
-use n2n_common::wire::{self, Form};
+use n2n_protocol::crypto::identity::{Fingerprint, Identity};
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::ratelimit::{KeyedLimiter, TokenBucket};
+use n2n_protocol::rng::CoreRng;
+use n2n_protocol::stats::DropCounters;
+use n2n_protocol::timer::TimerTable;
+use n2n_protocol::types::{EdgeId, Mac, Transmit};
+use n2n_protocol::wire::sealed::SealedMessage;
+use n2n_protocol::wire::{self, Form};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -186,8 +186,8 @@ enum Timer {
 const COOKIE_BUCKET: Duration = Duration::from_secs(30);
 /// Full peer lists one edge may ask for (PEER_SYNC_REQUEST): a burst of 3, then one per 5 s
 /// (what an edge asks for at most).
-pub(crate) const PEER_SYNCS_PER_EDGE: n2n_common::ratelimit::Rate =
-    n2n_common::ratelimit::Rate::new(0.2, 3.0);
+pub(crate) const PEER_SYNCS_PER_EDGE: n2n_protocol::ratelimit::Rate =
+    n2n_protocol::ratelimit::Rate::new(0.2, 3.0);
 /// A new address is challenged at most this often per edge.
 const CHALLENGE_EVERY: Duration = Duration::from_secs(1);
 /// At most one [`Event::OutdatedPeer`] this often (spoofed floods must not flood the log).

@@ -4,15 +4,15 @@ use super::{
     CommunityRecord, EdgeRecord, Event, Lease, Supernode, VERIFIER_SEPARATOR, base_name, community,
     community_key, site_key, source_key,
 };
-use n2n_common::crypto::aead::SessionKey;
-use n2n_common::crypto::kdf;
-use n2n_common::ratelimit::TokenBucket;
-use n2n_common::session::{ControlSession, REGISTER_PREFIX, Role};
-use n2n_common::stats::DropReason;
-use n2n_common::types::{EdgeId, MAX_EDGE_ID};
-use n2n_common::wire::messages::RegisterBody;
-use n2n_common::wire::plain::{PlainMessage, REGISTER_AAD_LEN};
-use n2n_common::wire::sealed::{NakCode, SealedMessage};
+use n2n_protocol::crypto::aead::SessionKey;
+use n2n_protocol::crypto::kdf;
+use n2n_protocol::ratelimit::TokenBucket;
+use n2n_protocol::session::{ControlSession, REGISTER_PREFIX, Role};
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::types::{EdgeId, MAX_EDGE_ID};
+use n2n_protocol::wire::messages::RegisterBody;
+use n2n_protocol::wire::plain::{PlainMessage, REGISTER_AAD_LEN};
+use n2n_protocol::wire::sealed::{NakCode, SealedMessage};
 use std::net::SocketAddr;
 use std::time::Instant;
 use x25519_dalek::PublicKey;
@@ -100,7 +100,7 @@ impl Supernode {
         .emit()
     }
 
-    /// Bytes of this supernode's hello reply. Above [`n2n_common::wire::plain::HELLO_LEN`]
+    /// Bytes of this supernode's hello reply. Above [`n2n_protocol::wire::plain::HELLO_LEN`]
     /// it would answer a spoofed hello with more than it got (an identity key over 2048
     /// bits): the daemon refuses to start so.
     pub fn hello_reply_len(&self) -> usize {

@@ -2,8 +2,8 @@
 //! them (end-to-end encryption); it checks who may send what to whom and forwards the bytes.
 
 use super::Supernode;
-use n2n_common::stats::DropReason;
-use n2n_common::wire::data::DataPacket;
+use n2n_protocol::stats::DropReason;
+use n2n_protocol::wire::data::DataPacket;
 use std::net::SocketAddr;
 use std::time::Instant;
 

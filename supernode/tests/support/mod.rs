@@ -8,14 +8,13 @@
     clippy::expect_used
 )]
 
-use n2n_common::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
-use n2n_common::crypto::signing::Signer;
-use n2n_common::rng::CoreRng;
 use n2n_edge::proto::{Edge, EdgeConfig, Event};
+use n2n_protocol::crypto::kdf::{CommunityKeys, KdfParams, edge_mac};
+use n2n_protocol::crypto::signing::Signer;
+use n2n_protocol::rng::CoreRng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 /// An edge core running over a UDP socket on 127.0.0.1 in a background task.
@@ -155,40 +154,12 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// `http_get` with the `Host` header given.
 pub async fn http_get_host(addr: SocketAddr, path: &str, host: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).await.unwrap();
-    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Bodies may be chunked; the API's answers are small, so de-chunk naively.
-    let body = if resp
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&body)
-    } else {
-        body
+    let req = n2n_kit::http::Request {
+        host,
+        ..n2n_kit::http::Request::get(path)
     };
-    (status, body)
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
-    }
-    out
+    let r = req.send_async(addr).await.unwrap();
+    (r.status, r.body)
 }
 
 /// GET and parse JSON.

@@ -15,7 +15,11 @@ pub struct Signer(SigningKey);
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Signer({})", crate::config::HexKey(self.public()))
+        f.write_str("Signer(")?;
+        self.public()
+            .iter()
+            .try_for_each(|b| write!(f, "{b:02x}"))?;
+        f.write_str(")")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Token buckets, alone or keyed (per source address, per edge).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A rate: `per_sec` tokens per second, at most `burst` saved up.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,14 +109,10 @@ impl<K: Ord + Clone> KeyedLimiter<K> {
     }
 }
 
-/// Convenience: a duration in seconds as f64-friendly `Duration`.
-pub fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn bucket_refills_over_time_and_caps_keys() {

@@ -33,7 +33,6 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// wherever the API listens. Requests from other machines pass (on a LAN address the names
 /// are the user's). Serve with `into_make_service_with_connect_info::<SocketAddr>()`;
 /// without it every request is checked.
-#[cfg(feature = "http")]
 pub async fn loopback_host_only(
     req: axum::extract::Request,
     next: axum::middleware::Next,

@@ -7,14 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// True when the process runs with effective user id 0 (read from /proc, no unsafe code).
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
+    crate::proc::euid(crate::proc::Pid::This) == Some(0)
 }
 
 /// The platform's state directory: /var/lib/n2n-rs as root, else $XDG_STATE_HOME/n2n-rs

@@ -1,6 +1,14 @@
 //! Configuration plumbing shared by both daemons: Go-style single-dash flags, the YAML format
 //! for figment, the layering helper, and small value types that parse from strings.
 
+mod inventory;
+mod n2n_go;
+
+pub use n2n_go::{Legacy, go_style_args};
+use n2n_go::{Renamed, legacy_notes};
+
+pub use inventory::{assert_golden, inventory};
+
 use figment::providers::{Env, Format, Serialized};
 use figment::{Figment, Provider};
 use serde::de::DeserializeOwned;
@@ -21,35 +29,6 @@ impl Format for YamlFormat {
         yaml_serde::from_str(string)
     }
 }
-
-/// Rewrites Go-style single-dash long flags (`-community acme`, `-listen=:7777`) into the
-/// double-dash form clap understands. Short flags (`-h`, `-v`), negative numbers, a lone `-`
-/// and everything after `--` are left alone.
-pub fn go_style_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut passthrough = false;
-    for (i, a) in args.into_iter().enumerate() {
-        if i == 0 || passthrough {
-            out.push(a);
-            continue;
-        }
-        if a == "--" {
-            passthrough = true;
-            out.push(a);
-            continue;
-        }
-        let long_single = a.starts_with('-')
-            && !a.starts_with("--")
-            && a.len() > 2
-            && a.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic());
-        out.push(if long_single { format!("-{a}") } else { a });
-    }
-    out
-}
-
-/// Keys n2n-go's configuration used: `(old, Some(new))` is read as `new`; `(old, None)` has no
-/// meaning here and is accepted and ignored, so an n2n-go file still starts the daemon.
-pub type Legacy = &'static [(&'static str, Option<&'static str>)];
 
 /// Layers the configuration: `defaults` < YAML file < `N2N_*` environment < `flags`.
 /// Only environment variables naming one of `keys` (or a `legacy` name) are read (edge and
@@ -106,54 +85,6 @@ pub fn layered<D: Serialize, F: Serialize>(
         "the environment (N2N_*)",
     ));
     Ok((fig.merge(env).merge(Serialized::globals(flags)), notes))
-}
-
-/// A provider that reads `inner` with n2n-go's key names replaced by ours and its meaningless
-/// keys dropped (a key given under both names keeps ours).
-struct Renamed<P> {
-    inner: P,
-    legacy: Legacy,
-}
-
-impl<P: Provider> Provider for Renamed<P> {
-    fn metadata(&self) -> figment::Metadata {
-        self.inner.metadata()
-    }
-
-    fn data(
-        &self,
-    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
-        let mut data = self.inner.data()?;
-        for dict in data.values_mut() {
-            for (old, new) in self.legacy {
-                let Some(v) = dict.remove(*old) else { continue };
-                if let Some(new) = new {
-                    dict.entry((*new).to_string()).or_insert(v);
-                }
-            }
-        }
-        Ok(data)
-    }
-}
-
-/// One note per legacy key among `present`, saying what became of it.
-fn legacy_notes<'a>(
-    present: impl IntoIterator<Item = &'a String>,
-    legacy: Legacy,
-    source: &str,
-) -> Vec<String> {
-    present
-        .into_iter()
-        .filter_map(|k| {
-            let (old, new) = legacy.iter().find(|(old, _)| k.eq_ignore_ascii_case(old))?;
-            Some(match new {
-                Some(new) => {
-                    format!("{source}: `{old}` is n2n-go's name for `{new}`; read as `{new}`")
-                }
-                None => format!("{source}: `{old}` (n2n-go) has no meaning in n2n-rs; ignored"),
-            })
-        })
-        .collect()
 }
 
 /// Deserialises a list of strings from a list or from one comma-separated string

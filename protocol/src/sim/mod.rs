@@ -79,11 +79,6 @@ impl Network {
         }
     }
 
-    /// Sets the one-way latency of every hop.
-    pub fn set_latency(&mut self, latency: Duration) {
-        self.latency = latency;
-    }
-
     /// Drops this percentage of datagrams at random (seeded).
     pub fn set_loss(&mut self, percent: u64) {
         self.loss_percent = percent.min(100);

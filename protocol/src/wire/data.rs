@@ -120,11 +120,6 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
     pub fn sealed_payload(&self) -> &[u8] {
         &self.b()[HEADER_LEN..]
     }
-
-    /// Gives the buffer back.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
 }
 
 /// The parsed data header.

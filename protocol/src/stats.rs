@@ -82,15 +82,6 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// Appends one Prometheus metric (help, type and value lines) to `out`.
-pub fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    use std::fmt::Write;
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
-}
-
 /// Drop counters by reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DropCounters(BTreeMap<DropReason, u64>);

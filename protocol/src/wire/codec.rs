@@ -219,8 +219,3 @@ impl<'a> Writer<'a> {
         }
     }
 }
-
-/// Encoded length of a socket address.
-pub fn sockaddr_len(a: &SocketAddr) -> usize {
-    if a.is_ipv4() { 7 } else { 19 }
-}
