@@ -2,6 +2,7 @@
 //! for figment, the layering helper, and small value types that parse from strings.
 
 mod inventory;
+mod keys;
 mod n2n_go;
 
 pub use n2n_go::{Legacy, go_style_args};

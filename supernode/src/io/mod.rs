@@ -192,14 +192,7 @@ pub async fn serve(
                 core.reconfigure(new.core_config(), Instant::now());
                 tracing::info!(communities = new.communities.len(), allow_open = new.allow_open, "configuration reloaded");
                 // What only a restart changes stays as it runs.
-                settings = Settings {
-                    listen: settings.listen,
-                    api_listen: std::mem::take(&mut settings.api_listen),
-                    state_dir: std::mem::take(&mut settings.state_dir),
-                    log_level: std::mem::take(&mut settings.log_level),
-                    udp_buffer_size: settings.udp_buffer_size,
-                    ..new
-                };
+                settings = new.keeping_restart_only(&settings);
             }
             Some((held, batches, result)) = written.recv() => {
                 writes_in_flight = writes_in_flight.saturating_sub(batches);
