@@ -8,15 +8,20 @@ use std::fmt::Write;
 
 /// The inventory of a daemon's configuration surface.
 ///
-/// `file_keys` are the top-level keys of its settings, `env_keys` those read from `N2N_*`.
+/// The file keys are the top-level keys of `defaults` (the settings), `env_keys` those read
+/// from `N2N_*`.
 pub fn inventory(
     cmd: &clap::Command,
-    file_keys: &[String],
+    defaults: &impl serde::Serialize,
     env_keys: &[&str],
     legacy: Legacy,
 ) -> String {
+    let file_keys: Vec<String> = match serde_json::to_value(defaults) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        other => panic!("settings are not a map: {other:?}"),
+    };
     let mut out = String::new();
-    for k in file_keys {
+    for k in &file_keys {
         let env = if env_keys.contains(&k.as_str()) {
             format!(" env N2N_{}", k.to_ascii_uppercase())
         } else {
