@@ -33,9 +33,10 @@ pub struct Options {
 }
 
 /// What one run measures: (name, unit, higher is better).
-const METRICS: [(&str, &str, bool); 3] = [
+const METRICS: [(&str, &str, bool); 4] = [
     ("TCP 1 stream", "Mbit/s", true),
     ("TCP 4 streams", "Mbit/s", true),
+    ("ping 100 B p50", "ms", false),
     ("ping 500 B p50", "ms", false),
 ];
 
@@ -114,7 +115,13 @@ fn one_run(prefix: &str, bins: &Bins, seconds: u32) -> anyhow::Result<Vec<f64>> 
     let up = System::N2nRs.up(&mut lab, bins)?;
     let tcp1 = measure::iperf(&lab, up.server, seconds, &["-P", "1"])?.mbps;
     let tcp4 = measure::iperf(&lab, up.server, seconds, &["-P", "4"])?.mbps;
-    let rtts = measure::ping(&lab, up.server, 500, 50)?;
+    let small = measure::ping(&lab, up.server, 100, 100)?;
+    let rtts = measure::ping(&lab, up.server, 500, 100)?;
     lab.check_alive().context("a daemon died during the run")?;
-    Ok(vec![tcp1, tcp4, percentile(&rtts, 50.0)])
+    Ok(vec![
+        tcp1,
+        tcp4,
+        percentile(&small, 50.0),
+        percentile(&rtts, 50.0),
+    ])
 }

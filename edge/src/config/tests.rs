@@ -224,7 +224,12 @@ fn the_example_config_file_loads() {
 #[test]
 fn every_key_variable_flag_and_n2n_go_name_is_still_there() {
     use clap::CommandFactory;
-    let text = cfg::inventory(&Flags::command(), &Settings::default(), Settings::KEYS, LEGACY);
+    let text = cfg::inventory(
+        &Flags::command(),
+        &Settings::default(),
+        Settings::KEYS,
+        LEGACY,
+    );
     cfg::assert_golden(
         Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),

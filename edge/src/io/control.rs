@@ -119,21 +119,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// Starts the two packet workers; returns what they pass to the control task.
+/// Starts the packet worker; returns what it passes to the control task.
 fn spawn_workers(
     tap: &Arc<tap::Tap>,
     sock: &UdpSocket,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<mpsc::Receiver<ToControl>> {
     let (to_control, from_workers) = mpsc::channel::<ToControl>(8192);
-    let (t, so, sh) = (tap.clone(), sock.try_clone()?, shared.clone());
+    let inbound = workers::Inbound::new(sock.try_clone()?, to_control);
+    let outbound = workers::Outbound::new(sock.try_clone()?);
+    let (t, sh) = (tap.clone(), shared.clone());
     std::thread::Builder::new()
-        .name("tap-to-udp".into())
-        .spawn(move || workers::tap_to_udp(t, so, sh))?;
-    let (t, so, sh) = (tap.clone(), sock.try_clone()?, shared.clone());
-    std::thread::Builder::new()
-        .name("udp-to-tap".into())
-        .spawn(move || workers::udp_to_tap(t, so, sh, to_control))?;
+        .name("packets".into())
+        .spawn(move || workers::worker(t, inbound, outbound, sh))?;
     Ok(from_workers)
 }
 

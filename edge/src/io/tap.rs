@@ -89,6 +89,23 @@ impl Tap {
         }
     }
 
+    /// Waits until a frame is queued or `other` is readable, or `timeout` passes.
+    pub fn wait_readable_or(
+        &self,
+        other: std::os::fd::BorrowedFd<'_>,
+        timeout: Duration,
+    ) -> std::io::Result<()> {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [
+            PollFd::new(self.dev.as_fd(), PollFlags::POLLIN),
+            PollFd::new(other, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Writes one Ethernet frame.
     pub fn write(&self, frame: &[u8]) -> std::io::Result<usize> {
         self.write_with(&PLAIN_HDR, frame)

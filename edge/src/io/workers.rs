@@ -1,5 +1,5 @@
-//! Packet workers: blocking threads that move frames TAP -> UDP and UDP -> TAP using the
-//! current forwarding snapshot, with buffers reused across packets. Everything that is not a
+//! The packet worker: one blocking thread that moves frames TAP -> UDP and UDP -> TAP using
+//! the current forwarding snapshot, with buffers reused across packets. Everything that is not a
 //! data frame goes to the control task authenticated (peer control) or, from a supernode
 //! address, as it arrived (the core authenticates supernode control).
 
@@ -62,56 +62,67 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
-/// Reads frames from the TAP device (super-frames are cut here) and sends them to peers:
-/// every frame already queued is read before sending, so runs of datagrams to one peer leave
-/// as one GSO send.
-pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
-    let mut buf = vec![0u8; VNET_HDR_LEN + 65536];
-    let (mut out, mut scratch, mut seg) = (
-        Vec::with_capacity(2048),
-        Vec::with_capacity(2048),
-        Vec::with_capacity(2048),
-    );
-    let mut sender = Sender::new(sock);
-    let mut queued = 0;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let n = match tap.try_read(&mut buf) {
-            Ok(Some(n)) => n,
-            Ok(None) => {
-                // The queue is empty: send what was read, then wait (waking up now and then
-                // so `stop` is noticed).
-                sender.flush();
-                queued = 0;
-                if let Err(e) = tap.wait_readable(Duration::from_millis(500)) {
-                    tracing::warn!(error = %e, "TAP wait failed");
-                    std::thread::sleep(Duration::from_millis(100));
+/// The TAP-to-UDP direction: buffers and the batching sender.
+pub struct Outbound {
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    seg: Vec<u8>,
+    sender: Sender,
+}
+
+impl Outbound {
+    /// The direction's state, sending on `sock`.
+    pub fn new(sock: UdpSocket) -> Self {
+        Self {
+            buf: vec![0u8; VNET_HDR_LEN + 65536],
+            out: Vec::with_capacity(2048),
+            scratch: Vec::with_capacity(2048),
+            seg: Vec::with_capacity(2048),
+            sender: Sender::new(sock),
+        }
+    }
+
+    /// Reads up to `max` queued frames (super-frames are cut here), sends what they became
+    /// (runs to one peer as one GSO send), and says whether the queue was emptied.
+    fn pump(&mut self, tap: &Tap, shared: &Shared, max: usize) -> std::io::Result<bool> {
+        let Self {
+            buf,
+            out,
+            scratch,
+            seg,
+            sender,
+        } = self;
+        let mut result = Ok(false);
+        for _ in 0..max {
+            let n = match tap.try_read(buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    result = Ok(true);
+                    break;
                 }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let fwd = shared.snapshot.load();
+            let mut send = |frame: &[u8]| {
+                if let Err(reason) =
+                    fwd.encapsulate(frame, out, scratch, |to, d| sender.push(to, d))
+                {
+                    fwd.counters.count_drop(reason);
+                }
+            };
+            let read = buf.get_mut(..n).unwrap_or_default();
+            if !tap.offload() {
+                send(read);
                 continue;
             }
-            Err(e) => {
-                sender.flush();
-                queued = 0;
-                if !shared.stop.load(Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "TAP read failed");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                continue;
-            }
-        };
-        let fwd = shared.snapshot.load();
-        let mut send = |frame: &[u8]| {
-            if let Err(reason) = fwd.encapsulate(frame, &mut out, &mut scratch, |to, d| {
-                sender.push(to, d);
-            }) {
-                fwd.counters.count_drop(reason);
-            }
-        };
-        let read = buf.get_mut(..n).unwrap_or_default();
-        if tap.offload() {
             let (hdr, frame) = read.split_at_mut(VNET_HDR_LEN.min(read.len()));
             match VnetHdr::parse(hdr)
                 .ok_or(DropReason::Malformed)
-                .and_then(|h| offload::segment(&h, frame, &mut seg, &mut send))
+                .and_then(|h| offload::segment(&h, frame, seg, &mut send))
             {
                 Ok(n) if n > 1 => {
                     fwd.counters
@@ -121,66 +132,113 @@ pub fn tap_to_udp(tap: Arc<Tap>, sock: UdpSocket, shared: Arc<Shared>) {
                 Ok(_) => {}
                 Err(reason) => fwd.counters.count_drop(reason),
             }
-        } else {
-            send(read);
         }
-        queued += 1;
-        if queued >= TAP_BATCH {
-            sender.flush();
-            queued = 0;
-        }
+        sender.flush();
+        result
     }
 }
 
-/// Receives datagrams in batches: data frames are opened and written to the TAP device here;
-/// the rest goes to the control task.
-pub fn udp_to_tap(
-    tap: Arc<Tap>,
-    sock: UdpSocket,
-    shared: Arc<Shared>,
+/// The UDP-to-TAP direction: the batched receiver, the receive path's state and the
+/// coalescer that joins segments into super-frames for the TAP device.
+pub struct Inbound {
+    receiver: Receiver,
+    state: RxState,
+    gro: Coalescer,
+    seg: Vec<u8>,
     control: mpsc::Sender<ToControl>,
-) {
-    let mut receiver = Receiver::new(sock, BATCH);
-    let mut state = RxState::default();
-    let mut gro = Coalescer::default();
-    let mut seg = Vec::with_capacity(2048);
-    let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
-        if hdr == &PLAIN_HDR {
-            let _ = tap.write(frame);
-            return;
+}
+
+impl Inbound {
+    /// The direction's state, receiving on `sock`; what is not a data frame goes to
+    /// `control`.
+    pub fn new(sock: UdpSocket, control: mpsc::Sender<ToControl>) -> Self {
+        Self {
+            receiver: Receiver::new(sock, BATCH),
+            state: RxState::default(),
+            gro: Coalescer::default(),
+            seg: Vec::with_capacity(2048),
+            control,
         }
-        let counters = &shared.snapshot.load().counters;
-        if tap.write_with(hdr, frame).is_ok() {
-            counters
-                .tap_superframes_written
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        // The kernel refused the super-frame: write its segments one by one instead.
-        let mut frame = frame.to_vec();
-        let cut = VnetHdr::parse(hdr)
-            .ok_or(DropReason::Malformed)
-            .and_then(|h| {
-                offload::segment(&h, &mut frame, &mut seg, |s| {
-                    let _ = tap.write(s);
-                })
-            });
-        if let Err(reason) = cut {
-            counters.count_drop(reason);
-        }
-    };
-    while !shared.stop.load(Ordering::Relaxed) {
-        // Errors are timeouts (so `stop` is noticed) and ICMP reports for earlier sends.
-        let _ = receiver.recv(|from, pkt| {
-            open_datagram(&shared, &control, &mut state, from, pkt, |frame| {
-                if tap.offload() {
-                    gro.push(frame, &mut write);
-                } else {
-                    write(&PLAIN_HDR, frame);
-                }
-            });
-        });
+    }
+
+    /// Takes a batch of datagrams (waiting for the first up to the socket's timeout when
+    /// `wait`), writes their frames to the TAP device; returns how many datagrams came.
+    fn recv(&mut self, tap: &Tap, shared: &Shared, wait: bool) -> usize {
+        let Self {
+            receiver,
+            state,
+            gro,
+            seg,
+            control,
+        } = self;
+        let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
+            if hdr == &PLAIN_HDR {
+                let _ = tap.write(frame);
+                return;
+            }
+            let counters = &shared.snapshot.load().counters;
+            if tap.write_with(hdr, frame).is_ok() {
+                counters
+                    .tap_superframes_written
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // The kernel refused the super-frame: write its segments one by one instead.
+            let mut frame = frame.to_vec();
+            let cut = VnetHdr::parse(hdr)
+                .ok_or(DropReason::Malformed)
+                .and_then(|h| {
+                    offload::segment(&h, &mut frame, seg, |s| {
+                        let _ = tap.write(s);
+                    })
+                });
+            if let Err(reason) = cut {
+                counters.count_drop(reason);
+            }
+        };
+        // Errors are timeouts and empty queues (so `stop` is noticed) and ICMP reports for
+        // earlier sends.
+        let got = receiver
+            .recv(wait, |from, pkt| {
+                open_datagram(shared, control, state, from, pkt, |frame| {
+                    if tap.offload() {
+                        gro.push(frame, &mut write);
+                    } else {
+                        write(&PLAIN_HDR, frame);
+                    }
+                });
+            })
+            .unwrap_or(0);
         gro.flush(&mut write);
+        got
+    }
+}
+
+/// Both directions on one thread: datagrams to the TAP device and frames to the socket,
+/// each in batches, sleeping only when both queues are empty. What the kernel answers to a
+/// frame written to the TAP device (an echo reply, a TCP ACK) is queued by the time the
+/// write returns and goes out in the same wake-up, and as nobody else waits on the device,
+/// no other thread is woken on the round trip.
+pub fn worker(tap: Arc<Tap>, mut inbound: Inbound, mut outbound: Outbound, shared: Arc<Shared>) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let got = inbound.recv(&tap, &shared, false);
+        let emptied = match outbound.pump(&tap, &shared, TAP_BATCH) {
+            Ok(emptied) => emptied,
+            Err(e) => {
+                if !shared.stop.load(Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "TAP read failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                true
+            }
+        };
+        if got == 0
+            && emptied
+            && let Err(e) = tap.wait_readable_or(inbound.receiver.fd(), Duration::from_millis(500))
+        {
+            tracing::warn!(error = %e, "wait failed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
