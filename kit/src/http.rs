@@ -113,13 +113,18 @@ pub fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     Request::get(path).send(addr)
 }
 
-/// Parses a whole HTTP/1.1 answer.
+/// Parses a whole HTTP/1.1 answer (chunk sizes count bytes, so the body is de-chunked
+/// before it becomes text).
 pub fn parse(raw: &[u8]) -> io::Result<Response> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| bad("no end of headers in the answer"))?;
+    let (head, body) = (
+        String::from_utf8_lossy(raw.get(..end).unwrap_or_default()),
+        raw.get(end + 4..).unwrap_or_default(),
+    );
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -135,22 +140,26 @@ pub fn parse(raw: &[u8]) -> io::Result<Response> {
     let body = if chunked {
         dechunk(body).ok_or_else(|| bad("bad chunked body"))?
     } else {
-        body.to_string()
+        body.to_vec()
     };
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
-fn dechunk(mut rest: &str) -> Option<String> {
-    let mut out = String::new();
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
     loop {
-        let (size, tail) = rest.split_once("\r\n")?;
-        let size = size.split(';').next()?.trim();
-        let n = usize::from_str_radix(size, 16).ok()?;
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(rest.get(..eol)?).ok()?;
+        let n = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        let tail = rest.get(eol + 2..)?;
         if n == 0 {
             return Some(out);
         }
-        out.push_str(tail.get(..n)?);
-        rest = tail.get(n..)?.strip_prefix("\r\n")?;
+        out.extend_from_slice(tail.get(..n)?);
+        rest = tail.get(n..)?.strip_prefix(b"\r\n")?;
     }
 }
 
@@ -167,6 +176,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.status, r.body.as_str(), r.ok()), (404, "abcde", false));
+        // Chunk sizes count bytes: a boundary inside a two-byte character is fine.
+        let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\na".to_vec();
+        raw.extend_from_slice(&[0xc3, b'\r', b'\n', b'1', b'\r', b'\n', 0xbc]);
+        raw.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(parse(&raw).unwrap().body, "a\u{fc}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The peer graph as Graphviz DOT and as SVG rendered here (no Graphviz needed). Everything a
 //! peer controls (its description) is escaped for the output format.
 
-use serde_json::Value;
+use super::peers::{PeerView, PeersView};
 use std::fmt::Write;
 
 fn dot_escape(s: &str) -> String {
@@ -36,30 +36,19 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(|x| x.as_str()).unwrap_or("")
+fn rtt_label(p: &PeerView) -> String {
+    p.rtt_ms.map(|r| format!("{r:.2} ms")).unwrap_or_default()
 }
 
-/// The array under `key` of `/peers.json` data (`peers`, `offline`), empty if missing.
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(|p| p.as_array())
-        .map(|a| a.as_slice())
-        .unwrap_or(&[])
-}
-
-fn rtt_label(p: &Value) -> String {
-    p.get("rtt_ms")
-        .and_then(|r| r.as_f64())
-        .map(|r| format!("{r:.2} ms"))
-        .unwrap_or_default()
+fn or_empty(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
 }
 
 /// DOT of `/peers.json` data.
-pub fn dot(v: &Value) -> String {
-    let me = v.get("self").cloned().unwrap_or(Value::Null);
+pub fn dot(v: &PeersView) -> String {
+    let me = &v.me;
     let mut out = String::new();
-    let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(text(&me, "community")));
+    let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(&me.community));
     let _ = writeln!(
         out,
         "  graph [layout=neato, overlap=false];\n  node [shape=box, style=rounded];"
@@ -67,35 +56,32 @@ pub fn dot(v: &Value) -> String {
     let _ = writeln!(
         out,
         "  supernode [label=\"supernode\\n{}\", shape=box, style=\"rounded,filled\", fillcolor=pink];",
-        dot_escape(text(&me, "supernode"))
+        dot_escape(or_empty(&me.supernode))
     );
     let _ = writeln!(
         out,
         "  self [label=\"{}\\n{}\", style=\"rounded,bold\"];",
-        dot_escape(text(&me, "desc")),
-        dot_escape(text(&me, "ip"))
+        dot_escape(&me.desc),
+        dot_escape(or_empty(&me.ip))
     );
     let _ = writeln!(
         out,
         "  self -> supernode [style=dashed, color=grey, dir=none];"
     );
-    for p in list(v, "peers") {
-        let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
+    for p in &v.peers {
+        let id = p.id;
         let _ = writeln!(
             out,
             "  p{id} [label=\"{}\\n{}\"];",
-            dot_escape(text(p, "desc")),
-            dot_escape(text(p, "ip"))
+            dot_escape(&p.desc),
+            dot_escape(&p.ip)
         );
         let _ = writeln!(
             out,
             "  p{id} -> supernode [style=dashed, color=grey, dir=none];"
         );
         let rtt = rtt_label(p);
-        match (
-            text(p, "path"),
-            p.get("one_way").and_then(|o| o.as_bool()).unwrap_or(false),
-        ) {
+        match (p.path, p.one_way) {
             ("direct", _) => {
                 let _ = writeln!(
                     out,
@@ -121,9 +107,9 @@ pub fn dot(v: &Value) -> String {
 }
 
 /// SVG of `/peers.json` data: the supernode on top, this edge in the middle, peers around.
-pub fn svg(v: &Value) -> String {
-    let me = v.get("self").cloned().unwrap_or(Value::Null);
-    let ps = list(v, "peers");
+pub fn svg(v: &PeersView) -> String {
+    let me = &v.me;
+    let ps = &v.peers;
     let (w, h) = (640.0f64, 480.0f64);
     let (cx, cy, r) = (w / 2.0, h / 2.0 + 20.0, 170.0);
     let mut out = String::new();
@@ -131,7 +117,7 @@ pub fn svg(v: &Value) -> String {
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">"
     );
-    let _ = writeln!(out, "<title>{}</title>", xml_escape(text(&me, "community")));
+    let _ = writeln!(out, "<title>{}</title>", xml_escape(&me.community));
     let (sx, sy) = (cx, 36.0);
     let pos: Vec<(f64, f64)> = (0..ps.len())
         .map(|i| {
@@ -148,8 +134,7 @@ pub fn svg(v: &Value) -> String {
             out,
             "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{sx}\" y2=\"{sy}\" stroke=\"#999\" stroke-dasharray=\"4 4\" class=\"link sn\"/>"
         );
-        let one_way = p.get("one_way").and_then(|o| o.as_bool()).unwrap_or(false);
-        let (color, dash, class) = match (text(p, "path"), one_way) {
+        let (color, dash, class) = match (p.path, p.one_way) {
             ("direct", _) => ("#2a2", "", "direct"),
             (_, true) => ("#e80", "", "one-way"),
             _ => ("#888", " stroke-dasharray=\"2 6\"", "relayed"),
@@ -178,46 +163,34 @@ pub fn svg(v: &Value) -> String {
         sy,
         "#fcd",
         "supernode",
-        text(&me, "supernode"),
+        or_empty(&me.supernode),
         "supernode",
     );
-    node(
-        &mut out,
-        cx,
-        cy,
-        "#def",
-        text(&me, "desc"),
-        text(&me, "ip"),
-        "self",
-    );
+    node(&mut out, cx, cy, "#def", &me.desc, or_empty(&me.ip), "self");
     for (p, (x, y)) in ps.iter().zip(&pos) {
-        let l2 = format!("{} {}", text(p, "ip"), rtt_label(p));
-        node(&mut out, *x, *y, "#fff", text(p, "desc"), &l2, "peer");
+        let l2 = format!("{} {}", p.ip, rtt_label(p));
+        node(&mut out, *x, *y, "#fff", &p.desc, &l2, "peer");
     }
     out.push_str("</svg>\n");
     out
 }
 
 /// DOT of the peers that left (the `offline` list of `/peers.json` data), as n2n-go served it.
-pub fn offline_dot(v: &Value) -> String {
-    let me = v.get("self").cloned().unwrap_or(Value::Null);
+pub fn offline_dot(v: &PeersView) -> String {
+    let me = &v.me;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "digraph \"{} offline\" {{",
-        dot_escape(text(&me, "community"))
-    );
+    let _ = writeln!(out, "digraph \"{} offline\" {{", dot_escape(&me.community));
     let _ = writeln!(
         out,
         "  node [shape=box, style=\"rounded,dashed\", color=grey, fontcolor=grey40];"
     );
-    for p in list(v, "offline") {
-        let id = p.get("id").and_then(|i| i.as_u64()).unwrap_or(0);
+    for p in &v.offline {
+        let id = p.id;
         let _ = writeln!(
             out,
             "  p{id} [label=\"{}\\n{}\"];",
-            dot_escape(text(p, "desc")),
-            dot_escape(text(p, "ip"))
+            dot_escape(&p.desc),
+            dot_escape(&p.ip)
         );
     }
     out.push_str("}\n");
@@ -227,17 +200,68 @@ pub fn offline_dot(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn sample() -> Value {
-        json!({
-            "self": { "desc": "me", "ip": "10.0.0.1", "community": "acme", "supernode": "1.2.3.4:7777" },
-            "peers": [
-                { "id": 2, "desc": "<script>alert(1)</script>\"x\\", "ip": "10.0.0.2", "path": "direct", "one_way": false, "rtt_ms": 0.25 },
-                { "id": 3, "desc": "b", "ip": "10.0.0.3", "path": "relayed", "one_way": true },
-                { "id": 4, "desc": "c", "ip": "10.0.0.4", "path": "relayed", "one_way": false }
-            ]
-        })
+    fn me() -> super::super::SelfView {
+        super::super::SelfView {
+            id: Some(1),
+            mac: "02:00:00:00:00:01".into(),
+            ip: Some("10.0.0.1".into()),
+            desc: "me".into(),
+            community: "acme".into(),
+            registered: true,
+            supernode: Some("1.2.3.4:7777".into()),
+        }
+    }
+
+    fn peer(id: u32, desc: &str, path: &'static str, one_way: bool, rtt: Option<f64>) -> PeerView {
+        PeerView {
+            id,
+            mac: format!("02:00:00:00:00:{id:02x}"),
+            ip: format!("10.0.0.{id}"),
+            desc: desc.into(),
+            path,
+            one_way,
+            endpoint: None,
+            candidate: None,
+            rtt_ms: rtt,
+            last_seen_secs: None,
+            tx_frames: 0,
+            tx_bytes: 0,
+            tx_relayed: 0,
+            rx_frames: 0,
+            rx_bytes: 0,
+            key_epoch: 0,
+            session: None,
+            session_age_secs: None,
+        }
+    }
+
+    fn gone(id: u32, desc: &str) -> super::super::OfflineView {
+        super::super::OfflineView {
+            id,
+            mac: String::new(),
+            ip: format!("10.0.0.{id}"),
+            desc: desc.into(),
+            left_unix: 0,
+        }
+    }
+
+    fn sample() -> PeersView {
+        PeersView {
+            me: me(),
+            peers: vec![
+                peer(
+                    2,
+                    "<script>alert(1)</script>\"x\\",
+                    "direct",
+                    false,
+                    Some(0.25),
+                ),
+                peer(3, "b", "relayed", true, None),
+                peer(4, "c", "relayed", false, None),
+            ],
+            offline: Vec::new(),
+        }
     }
 
     #[test]
@@ -253,17 +277,22 @@ mod tests {
 
     #[test]
     fn offline_dot_lists_departed_peers_escaped() {
-        let v = json!({
-            "self": { "community": "acme" },
-            "offline": [{ "id": 7, "desc": "gone\"<b>", "ip": "10.0.0.7" }, { "id": 8, "desc": "x", "ip": "10.0.0.8" }]
-        });
+        let v = PeersView {
+            me: me(),
+            peers: Vec::new(),
+            offline: vec![gone(7, "gone\"<b>"), gone(8, "x")],
+        };
         let d = offline_dot(&v);
         assert!(
             d.contains("p7 [label=\"gone\\\"&lt;b&gt;\\n10.0.0.7\"]"),
             "{d}"
         );
         assert!(d.contains("p8 [label="));
-        assert_eq!(offline_dot(&json!({})).matches("label").count(), 0);
+        let none = PeersView {
+            offline: Vec::new(),
+            ..v
+        };
+        assert_eq!(offline_dot(&none).matches("label").count(), 0);
     }
 
     #[test]

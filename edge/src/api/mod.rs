@@ -2,9 +2,11 @@
 //! every answer is a consistent snapshot and no supernode round trip is needed.
 
 mod graph;
+mod peers;
 mod views;
 
 pub use graph::{dot, offline_dot, svg};
+pub use peers::{OfflineView, PeerView, PeersView, SelfView, peers_view};
 pub use views::{DaemonInfo, answer, peers_json};
 
 use axum::Router;

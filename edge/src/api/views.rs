@@ -1,15 +1,15 @@
 //! JSON and metrics views of the edge core.
 
+use super::peers::{offline, peers_view};
 use super::{Answer, Query};
-use crate::proto::{Edge, Path};
+use crate::proto::Edge;
 use axum::http::StatusCode;
 use n2n_kit::metrics::{Exposition, Kind};
 use n2n_protocol::crypto::identity::Fingerprint;
 use n2n_protocol::stats::DropReason;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Facts about the daemon the core does not know.
 #[derive(Debug, Clone)]
@@ -26,9 +26,6 @@ pub struct DaemonInfo {
     pub fingerprint: Option<Fingerprint>,
 }
 
-/// A peer counts as reaching us directly ("one-way") if a direct packet came this recently.
-const ONE_WAY_WINDOW: Duration = Duration::from_secs(10);
-
 /// Answers one query.
 pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer {
     match q {
@@ -37,15 +34,15 @@ pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer
         Query::Leases => Answer::Json(StatusCode::OK, leases(edge, now)),
         Query::Dot => Answer::Text(
             "text/vnd.graphviz; charset=utf-8",
-            super::dot(&peers_json(edge, info, now)),
+            super::dot(&peers_view(edge, info, now)),
         ),
         Query::OfflineDot => Answer::Text(
             "text/vnd.graphviz; charset=utf-8",
-            super::offline_dot(&peers_json(edge, info, now)),
+            super::offline_dot(&peers_view(edge, info, now)),
         ),
         Query::Svg => Answer::Text(
             "image/svg+xml; charset=utf-8",
-            super::svg(&peers_json(edge, info, now)),
+            super::svg(&peers_view(edge, info, now)),
         ),
         Query::Metrics => Answer::Text(n2n_kit::api::METRICS_TYPE, metrics(edge)),
     }
@@ -94,85 +91,9 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
     })
 }
 
-/// This edge and its peers, the data of `/peers.json` and of the graph views.
+/// This edge and its peers, the data of `/peers.json` and of the graph views, as JSON.
 pub fn peers_json(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
-    let peers: Vec<Value> = edge
-        .peers()
-        .values()
-        .map(|p| {
-            let (path, endpoint, candidate) = match p.path {
-                Path::Direct { addr, kind } => {
-                    ("direct", Some(addr.to_string()), Some(kind.name()))
-                }
-                Path::Relayed => ("relayed", edge.supernode().map(|a| a.to_string()), None),
-            };
-            let one_way = !p.is_direct()
-                && p.last_direct_rx
-                    .is_some_and(|(_, t)| now.saturating_duration_since(t) < ONE_WAY_WINDOW);
-            let c = &p.counters;
-            json!({
-                "id": p.info.id,
-                "mac": p.info.mac.to_string(),
-                "ip": p.info.ip.to_string(),
-                "desc": p.info.desc,
-                "path": path,
-                "one_way": one_way,
-                "endpoint": endpoint,
-                "candidate": candidate,
-                "rtt_ms": p.rtt.map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
-                "last_seen_secs": p.last_rx.map(|t| now.saturating_duration_since(t).as_secs()),
-                "tx_frames": c.tx_frames.load(Relaxed),
-                "tx_bytes": c.tx_bytes.load(Relaxed),
-                "tx_relayed": c.tx_relayed.load(Relaxed),
-                "rx_frames": c.rx_frames.load(Relaxed),
-                "rx_bytes": c.rx_bytes.load(Relaxed),
-                "key_epoch": p.info.key.epoch,
-                "session": p.send_key(now).map(|k| k.session),
-                "session_age_secs": p
-                    .send_key(now)
-                    .map(|k| now.saturating_duration_since(k.created).as_secs()),
-            })
-        })
-        .collect();
-    json!({
-        "self": {
-            "id": edge.edge_id(),
-            "mac": edge.config().mac.to_string(),
-            "ip": edge.address().map(|(ip, _)| ip.to_string()),
-            "desc": edge.config().desc,
-            "community": info.community,
-            "registered": edge.is_registered(),
-            "supernode": edge.supernode().map(|a| a.to_string()),
-        },
-        "peers": peers,
-        "offline": offline(edge, now),
-    })
-}
-
-/// The peers that left, newest first, with the Unix time they left.
-fn offline(edge: &Edge, now: Instant) -> Vec<Value> {
-    let unix_now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut list: Vec<_> = edge
-        .departed()
-        .iter()
-        .filter(|(_, d)| now.saturating_duration_since(d.left) < crate::proto::DEPARTED_FOR)
-        .collect();
-    list.sort_by_key(|(_, d)| std::cmp::Reverse(d.left));
-    list.into_iter()
-        .map(|(id, d)| {
-            let ago = now.saturating_duration_since(d.left).as_secs();
-            json!({
-                "id": id,
-                "mac": d.mac.to_string(),
-                "ip": d.ip.to_string(),
-                "desc": d.desc,
-                "left_unix": unix_now.saturating_sub(ago),
-            })
-        })
-        .collect()
+    serde_json::to_value(peers_view(edge, info, now)).unwrap_or(Value::Null)
 }
 
 fn leases(edge: &Edge, now: Instant) -> Value {
@@ -188,12 +109,8 @@ fn leases(edge: &Edge, now: Instant) -> Value {
         json!({ "id": p.info.id, "mac": p.info.mac.to_string(), "ip": p.info.ip.to_string(), "desc": p.info.desc, "self": false, "online": true })
     }));
     // Peers that left keep their address (the supernode holds their lease for them).
-    list.extend(offline(edge, now).into_iter().map(|mut o| {
-        if let Some(m) = o.as_object_mut() {
-            m.insert("self".into(), false.into());
-            m.insert("online".into(), false.into());
-        }
-        o
+    list.extend(offline(edge, now).into_iter().map(|o| {
+        json!({ "id": o.id, "mac": o.mac, "ip": o.ip, "desc": o.desc, "left_unix": o.left_unix, "self": false, "online": false })
     }));
     Value::Array(list)
 }

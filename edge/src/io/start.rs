@@ -13,7 +13,7 @@ use n2n_protocol::rng::CoreRng;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A started edge, not yet serving.
 pub struct Started {
@@ -102,7 +102,5 @@ async fn derive_keys(community: &str, passphrase: &str) -> anyhow::Result<Commun
 
 fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
     let s = n2n_kit::udp::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into(), buffer)?;
-    // The receive worker wakes up twice a second to notice shutdown.
-    s.set_read_timeout(Some(Duration::from_millis(500)))?;
     Ok(s.into())
 }

@@ -146,13 +146,9 @@ impl Receiver {
         std::os::fd::AsFd::as_fd(&self.sock)
     }
 
-    /// Takes every datagram that is queued, up to the batch (with `wait`, first waiting for
-    /// one up to the socket's read timeout), and calls `f` with each datagram and its source.
-    pub fn recv(
-        &mut self,
-        wait: bool,
-        mut f: impl FnMut(SocketAddr, &mut [u8]),
-    ) -> std::io::Result<usize> {
+    /// Takes every datagram that is queued, up to the batch, without waiting, and calls `f`
+    /// with each datagram and its source.
+    pub fn recv(&mut self, mut f: impl FnMut(SocketAddr, &mut [u8])) -> std::io::Result<usize> {
         let fd = self.sock.as_raw_fd();
         self.got.clear();
         // Fresh headers each call: the kernel shrinks each header's control and address
@@ -167,11 +163,7 @@ impl Receiver {
                 fd,
                 &mut headers,
                 iovs.iter_mut(),
-                if wait {
-                    MsgFlags::MSG_WAITFORONE
-                } else {
-                    MsgFlags::MSG_WAITFORONE | MsgFlags::MSG_DONTWAIT
-                },
+                MsgFlags::MSG_DONTWAIT,
                 None,
             )
             .map_err(std::io::Error::from)?;

@@ -161,9 +161,9 @@ impl Inbound {
         }
     }
 
-    /// Takes a batch of datagrams (waiting for the first up to the socket's timeout when
-    /// `wait`), writes their frames to the TAP device; returns how many datagrams came.
-    fn recv(&mut self, tap: &Tap, shared: &Shared, wait: bool) -> usize {
+    /// Takes the queued datagrams (a batch at most, without waiting), writes their frames to
+    /// the TAP device; returns how many datagrams came.
+    fn recv(&mut self, tap: &Tap, shared: &Shared) -> usize {
         let Self {
             receiver,
             state,
@@ -196,10 +196,9 @@ impl Inbound {
                 counters.count_drop(reason);
             }
         };
-        // Errors are timeouts and empty queues (so `stop` is noticed) and ICMP reports for
-        // earlier sends.
+        // Errors are an empty queue and ICMP reports for earlier sends.
         let got = receiver
-            .recv(wait, |from, pkt| {
+            .recv(|from, pkt| {
                 open_datagram(shared, control, state, from, pkt, |frame| {
                     if tap.offload() {
                         gro.push(frame, &mut write);
@@ -221,11 +220,13 @@ impl Inbound {
 /// no other thread is woken on the round trip.
 pub fn worker(tap: Arc<Tap>, mut inbound: Inbound, mut outbound: Outbound, shared: Arc<Shared>) {
     while !shared.stop.load(Ordering::Relaxed) {
-        let got = inbound.recv(&tap, &shared, false);
+        let got = inbound.recv(&tap, &shared);
         let emptied = match outbound.pump(&tap, &shared, TAP_BATCH) {
             Ok(emptied) => emptied,
             Err(e) => {
-                if !shared.stop.load(Ordering::Relaxed) {
+                // Back off, but not while datagrams are arriving: they are the other
+                // direction's and the control task's.
+                if got == 0 && !shared.stop.load(Ordering::Relaxed) {
                     tracing::warn!(error = %e, "TAP read failed");
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -4,7 +4,7 @@
 
 /// Declares a daemon's settings, one entry per key:
 ///
-/// ```ignore
+/// ```text
 /// n2n_kit::settings! {
 ///     /// The daemon's settings.
 ///     #[derive(Clone, Debug, PartialEq)]

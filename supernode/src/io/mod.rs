@@ -71,10 +71,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<Settings>,
 ) -> anyhow::Result<()> {
-    let (mut core, store) = open(&settings, socket.local_addr()?).await?;
+    let (mut core, store, started) = open(&settings, socket.local_addr()?).await?;
     let mut info = api::DaemonInfo {
         listen: socket.local_addr()?,
-        started: Instant::now(),
+        started,
         store_errors: 0,
     };
     let dir = &settings.state_dir;
@@ -143,8 +143,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Opens the state directory (lease database, identity key) and builds the core.
-async fn open(settings: &Settings, listen: SocketAddr) -> anyhow::Result<(Supernode, Store)> {
+/// Opens the state directory (lease database, identity key) and builds the core; returns
+/// them with the core's start time.
+async fn open(
+    settings: &Settings,
+    listen: SocketAddr,
+) -> anyhow::Result<(Supernode, Store, Instant)> {
     let dir = &settings.state_dir;
     n2n_kit::os::create_private_dir(dir)
         .with_context(|| format!("cannot create state directory {}", dir.display()))?;
@@ -182,7 +186,7 @@ async fn open(settings: &Settings, listen: SocketAddr) -> anyhow::Result<(Supern
             "allow_open: communities without configuration are open to anyone who knows their name"
         );
     }
-    Ok((core, store))
+    Ok((core, store, started))
 }
 
 /// Applies reloaded settings (SIGHUP) where they can change live; returns what now runs.

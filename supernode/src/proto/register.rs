@@ -209,52 +209,26 @@ impl Supernode {
             let reason = "no free subnet left for a new community".to_string();
             return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
         }
-        let edges = &self.edges;
-        let Some(c) = self.communities.get(&name) else {
+        if !self.communities.contains_key(&name) {
             return Err(DropReason::Unexpected);
-        };
-        if let Some(l) = c.leases.get(&body.mac)
-            && l.identity.is_some_and(|owner| owner != body.identity)
-        {
-            let reason = format!(
-                "MAC {} is leased to another member's identity key in community {name:?} (if this machine lost its identity key, the operator can run 'supernode release-lease')",
-                body.mac
-            );
-            return self.refuse(from, &mut session, &name, NakCode::AdmissionRefused, reason);
         }
-        let existing = c.leases.get(&body.mac).map(|l| l.edge_id);
-        let already_member = existing.is_some_and(|id| c.members.contains(&id));
-        let cap = c
-            .policy
-            .max_edges
-            .unwrap_or(self.config.limits.max_edges_per_community);
-        if !already_member && c.members.len() >= cap {
-            let reason = format!("community {name:?} is full ({cap} edges)");
-            self.stats.limit_hits.community_full += 1;
-            return self.refuse(from, &mut session, &name, NakCode::CommunityFull, reason);
-        }
-        // A full pool takes back an offline edge's lease only once it is a lease lifetime
-        // old: a member that fills the subnet with identities of its own cannot win the
-        // address of a member that is merely away.
-        let now_unix = self.unix_time(now);
-        let reclaim_after = self.config.lease_reclaim_after.as_secs();
-        let reclaimable = |l: &Lease| {
-            !edges.contains_key(&l.edge_id)
-                && l.last_seen_unix.saturating_add(reclaim_after) <= now_unix
-        };
-        let (ip, reclaimed) = match c.choose_ip(body.mac, body.requested_ip, reclaimable) {
-            Ok(v) => v,
-            Err(_) => {
-                let reason = format!("no free address in community {name:?}");
-                return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
+        let place = match self.place(now, &name, &body) {
+            Ok(p) => p,
+            Err((code, reason)) => {
+                if code == NakCode::CommunityFull {
+                    self.stats.limit_hits.community_full += 1;
+                }
+                return self.refuse(from, &mut session, &name, code, reason);
             }
         };
-        let subnet_prefix = c.prefix;
-        let Some(edge_id) = existing.or_else(|| self.free_edge_id()) else {
-            let reason = "supernode ran out of edge ids".to_string();
-            return self.refuse(from, &mut session, &name, NakCode::NoAddress, reason);
-        };
-        if existing.is_none() {
+        let Placement {
+            ip,
+            reclaimed,
+            edge_id,
+            new_id,
+            prefix: subnet_prefix,
+        } = place;
+        if new_id {
             self.next_edge_id = edge_id.wrapping_add(1);
         }
         let lease = Lease {
@@ -330,6 +304,67 @@ impl Supernode {
             open,
         });
         Ok(edge_id)
+    }
+
+    /// Where `body` goes in community `name` (its address and edge id), or why it cannot
+    /// join: its MAC leased to another identity, the community full, no address or id left.
+    fn place(
+        &self,
+        now: Instant,
+        name: &str,
+        body: &RegisterBody,
+    ) -> Result<Placement, (NakCode, String)> {
+        let c = self
+            .communities
+            .get(name)
+            .ok_or((NakCode::NoAddress, "no such community".to_string()))?;
+        if let Some(l) = c.leases.get(&body.mac)
+            && l.identity.is_some_and(|owner| owner != body.identity)
+        {
+            let reason = format!(
+                "MAC {} is leased to another member's identity key in community {name:?} (if this machine lost its identity key, the operator can run 'supernode release-lease')",
+                body.mac
+            );
+            return Err((NakCode::AdmissionRefused, reason));
+        }
+        let existing = c.leases.get(&body.mac).map(|l| l.edge_id);
+        let already_member = existing.is_some_and(|id| c.members.contains(&id));
+        let cap = c
+            .policy
+            .max_edges
+            .unwrap_or(self.config.limits.max_edges_per_community);
+        if !already_member && c.members.len() >= cap {
+            let reason = format!("community {name:?} is full ({cap} edges)");
+            return Err((NakCode::CommunityFull, reason));
+        }
+        // A full pool takes back an offline edge's lease only once it is a lease lifetime
+        // old: a member that fills the subnet with identities of its own cannot win the
+        // address of a member that is merely away.
+        let now_unix = self.unix_time(now);
+        let reclaim_after = self.config.lease_reclaim_after.as_secs();
+        let reclaimable = |l: &Lease| {
+            !self.edges.contains_key(&l.edge_id)
+                && l.last_seen_unix.saturating_add(reclaim_after) <= now_unix
+        };
+        let (ip, reclaimed) = c
+            .choose_ip(body.mac, body.requested_ip, reclaimable)
+            .map_err(|_| {
+                (
+                    NakCode::NoAddress,
+                    format!("no free address in community {name:?}"),
+                )
+            })?;
+        let edge_id = existing.or_else(|| self.free_edge_id()).ok_or((
+            NakCode::NoAddress,
+            "supernode ran out of edge ids".to_string(),
+        ))?;
+        Ok(Placement {
+            ip,
+            reclaimed,
+            edge_id,
+            new_id: existing.is_none(),
+            prefix: c.prefix,
+        })
     }
 
     fn refuse(
@@ -492,4 +527,18 @@ impl Supernode {
         self.events.push_back(Event::CommunityCreated(rec));
         true
     }
+}
+
+/// Where an admitted edge goes.
+struct Placement {
+    /// Its address.
+    ip: std::net::Ipv4Addr,
+    /// The MAC whose (long offline) lease it takes over, if any.
+    reclaimed: Option<n2n_protocol::types::Mac>,
+    /// Its edge id (its lease's, or the next free one).
+    edge_id: EdgeId,
+    /// True when the id is a new one (not its lease's).
+    new_id: bool,
+    /// The community's prefix length.
+    prefix: u8,
 }
