@@ -6,6 +6,8 @@ mod config;
 mod data;
 pub mod forward;
 mod handshake;
+mod keys;
+mod outputs;
 mod paths;
 mod peer;
 mod pins;
@@ -13,128 +15,23 @@ pub mod receive;
 mod registration;
 
 pub use config::EdgeConfig;
+pub use outputs::{Command, DEPARTED_FOR, Departed, EdgeStats, Event, MAX_DEPARTED};
 pub use peer::{MAX_KEYS, PairKey, Path, Peer};
 pub use pins::{PIN_LAPSES_AFTER, PinnedPeer};
 pub use receive::{MAX_MACS_PER_PEER, Note, RxAction, RxState};
 
-use n2n_protocol::crypto::identity::Fingerprint;
 use n2n_protocol::rng::CoreRng;
 use n2n_protocol::session::ControlSession;
-use n2n_protocol::stats::{self, DropCounters};
+use n2n_protocol::stats;
 use n2n_protocol::timer::TimerTable;
-use n2n_protocol::types::{Candidate, EdgeId, Mac, Transmit};
-use n2n_protocol::wire::messages::{Binding, KeyAnnounce};
+use n2n_protocol::types::{EdgeId, Mac, Transmit};
 use n2n_protocol::wire::{self, Form};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use x25519_dalek::{PublicKey, StaticSecret};
 
 /// How long a superseded pair session still opens packets (reordered or in flight).
 const KEY_GRACE: Duration = Duration::from_secs(30);
-
-/// Things the shell acts on or reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Registered (again): configure the TAP with this address.
-    Registered {
-        /// Our id.
-        edge_id: EdgeId,
-        /// Our virtual IP.
-        ip: Ipv4Addr,
-        /// Its prefix length.
-        prefix: u8,
-        /// The supernode that accepted us.
-        supernode: SocketAddr,
-    },
-    /// The supernode refused us.
-    RegistrationRefused {
-        /// Its reason, verbatim.
-        reason: String,
-    },
-    /// A supernode proved this identity.
-    SupernodeIdentity {
-        /// Its fingerprint.
-        fingerprint: Fingerprint,
-    },
-    /// A supernode proved an identity at an address never seen before: trusted from now on
-    /// (the shell keeps it in the state directory).
-    SupernodeFirstSeen {
-        /// Its address.
-        supernode: SocketAddr,
-        /// Its identity.
-        fingerprint: Fingerprint,
-    },
-    /// Peer pins changed, or a present member's pin is due a refresh of its "last seen": the
-    /// shell saves [`Edge::pinned_peers`] so that the next process keeps them.
-    PinsChanged,
-    /// A supernode was refused (identity mismatch or bad signature).
-    SupernodeRejected {
-        /// Why.
-        reason: String,
-    },
-    /// The supernode stopped answering heartbeats; direct paths keep working.
-    SupernodeLost,
-    /// A peer's announcement contradicts an identity pinned before; it is ignored.
-    PeerRefused {
-        /// What it contradicts.
-        reason: String,
-    },
-    /// A peer joined.
-    PeerAdded {
-        /// Its id.
-        id: EdgeId,
-    },
-    /// A peer left.
-    PeerRemoved {
-        /// Its id.
-        id: EdgeId,
-    },
-    /// A peer's path changed.
-    PathChanged {
-        /// The peer.
-        id: EdgeId,
-        /// The new path.
-        path: Path,
-    },
-}
-
-/// Commands from the shell.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Replace the LAN/mapped candidates we advertise.
-    SetCandidates(Vec<Candidate>),
-    /// The supernode names resolved to these addresses now (DNS changed, or a re-resolve
-    /// after losing the supernode). If the one in use is gone, register with the first.
-    SetSupernodes(Vec<SocketAddr>),
-    /// Say goodbye to the supernode (before exit).
-    Shutdown,
-}
-
-/// Counters for the API and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EdgeStats {
-    /// Frames sent to peers (each flooded copy counts).
-    pub tx_frames: u64,
-    /// Frames sent through the supernode.
-    pub tx_relayed: u64,
-    /// Frames received from peers.
-    pub rx_frames: u64,
-    /// TCP super-frames read from the TAP device and cut (segmentation offload).
-    pub tap_superframes_read: u64,
-    /// Super-frames joined from received segments and written to the TAP device.
-    pub tap_superframes_written: u64,
-    /// MACs not learned because their peer already had [`MAX_MACS_PER_PEER`].
-    pub macs_refused: u64,
-    /// Registrations completed.
-    pub registrations: u64,
-    /// Pair handshakes started (each retry counts).
-    pub handshakes_sent: u64,
-    /// Pair handshakes we started that finished.
-    pub handshakes_completed: u64,
-    /// Drops by reason.
-    pub drops: DropCounters,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -143,13 +40,6 @@ enum Timer {
     Heartbeat,
     Maintenance,
     KeyRotation,
-}
-
-/// Our data-plane key pair.
-struct KeyPair {
-    secret: StaticSecret,
-    public: [u8; 32],
-    epoch: u32,
 }
 
 /// Registration progress with the current supernode.
@@ -223,31 +113,11 @@ pub struct Edge {
     rx: RxState,
 }
 
+use keys::KeyPair;
+
 /// How often present members' pins are saved again: a crashed edge restarted within
 /// [`PIN_LAPSES_AFTER`] minus this still holds them.
 pub const PINS_REFRESH_EVERY: Duration = Duration::from_secs(120);
-
-/// How long a departed peer is remembered.
-pub const DEPARTED_FOR: Duration = Duration::from_secs(24 * 3600);
-/// How many departed peers are remembered at most (the oldest go first).
-pub const MAX_DEPARTED: usize = 256;
-
-/// A peer that left: what it was, and when it went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Departed {
-    /// Its MAC.
-    pub mac: Mac,
-    /// Its virtual IP.
-    pub ip: Ipv4Addr,
-    /// Its description. Untrusted text.
-    pub desc: String,
-    /// When it left.
-    pub left: Instant,
-    /// Its static key then, and the last initiation timestamp accepted for it.
-    pub last_timestamp: Option<([u8; 32], u64)>,
-    /// (boot, epoch) of its last announcement: an older one is not taken when it returns.
-    pub freshest: (u32, u32),
-}
 
 impl Edge {
     /// Creates the core and starts registering.
@@ -299,36 +169,6 @@ impl Edge {
         edge.timers
             .set(Timer::Maintenance, now + edge.config.probe_interval);
         edge
-    }
-
-    fn new_keypair(rng: &mut CoreRng, epoch: u32) -> KeyPair {
-        let secret = StaticSecret::from(rng.bytes::<32>());
-        let public = PublicKey::from(&secret).to_bytes();
-        KeyPair {
-            secret,
-            public,
-            epoch,
-        }
-    }
-
-    /// Our announcement, bound to our id and address once we have them.
-    fn announce(&self) -> KeyAnnounce {
-        let binding = Binding {
-            community: &self.config.community,
-            verifier: self.config.keys.verifier(),
-            id: self.my_id.unwrap_or(0),
-            mac: self.config.mac,
-            ip: self.my_ip.map_or(Ipv4Addr::UNSPECIFIED, |(ip, _)| ip),
-            desc: &self.config.desc,
-            candidates: &self.config.candidates,
-        };
-        KeyAnnounce::new(
-            &self.config.identity,
-            &self.config.keys.auth,
-            self.key.public,
-            (self.config.boot, self.key.epoch),
-            &binding,
-        )
     }
 
     /// Our id, once registered.
@@ -532,18 +372,6 @@ impl Edge {
 
     fn send(&mut self, dst: SocketAddr, payload: Vec<u8>) {
         self.transmits.push_back(Transmit { dst, payload });
-    }
-
-    fn rotate_key(&mut self, now: Instant) {
-        // Sessions do not depend on the static key (each handshake has fresh ephemerals);
-        // the previous one still answers initiations from peers that have not seen the new.
-        let next = Self::new_keypair(&mut self.rng, self.key.epoch.wrapping_add(1));
-        self.prev_key = Some(std::mem::replace(&mut self.key, next));
-        self.fwd_dirty = true;
-        self.send_heartbeat(now);
-        if let Some(every) = self.config.key_rotation {
-            self.timers.set(Timer::KeyRotation, now + every);
-        }
     }
 
     fn age_state(&mut self, now: Instant) {
