@@ -79,6 +79,19 @@ fn flags(out: &mut String, cmd: &clap::Command, prefix: &str) {
     }
 }
 
+/// The golden test of a daemon's configuration surface: its [`inventory`] against
+/// `tests/golden/config.txt` in `manifest_dir` (the crate's `CARGO_MANIFEST_DIR`).
+pub fn assert_inventory<F: clap::CommandFactory>(
+    defaults: &impl serde::Serialize,
+    env_keys: &[&str],
+    legacy: Legacy,
+    manifest_dir: &str,
+) {
+    let text = inventory(&F::command(), defaults, env_keys, legacy);
+    let path = std::path::Path::new(manifest_dir).join("tests/golden/config.txt");
+    assert_golden(&path, &text);
+}
+
 /// Compares `actual` with the golden file at `path` (rewriting it when `N2N_BLESS` is set),
 /// and panics with the difference otherwise.
 pub fn assert_golden(path: &std::path::Path, actual: &str) {

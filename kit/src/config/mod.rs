@@ -8,7 +8,7 @@ mod n2n_go;
 pub use n2n_go::{Legacy, go_style_args};
 use n2n_go::{Renamed, legacy_notes};
 
-pub use inventory::{assert_golden, inventory};
+pub use inventory::{assert_golden, assert_inventory, inventory};
 
 use figment::providers::{Env, Format, Serialized};
 use figment::{Figment, Provider};
