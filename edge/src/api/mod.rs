@@ -2,12 +2,14 @@
 //! every answer is a consistent snapshot and no supernode round trip is needed.
 
 mod graph;
+mod info;
 mod peers;
 mod views;
 
 pub use graph::{dot, offline_dot, svg};
+pub use info::DaemonInfo;
 pub use peers::{OfflineView, PeerView, PeersView, SelfView, peers_view};
-pub use views::{DaemonInfo, answer, peers_json};
+pub use views::{answer, peers_json};
 
 use axum::Router;
 use axum::extract::State;

@@ -1,7 +1,7 @@
 //! `/peers.json` as types: this edge, its peers and those that left. The graph views (DOT,
 //! SVG) and `/leases.json` are built from the same values.
 
-use super::views::DaemonInfo;
+use super::info::DaemonInfo;
 use crate::proto::{Edge, Path};
 use n2n_protocol::types::EdgeId;
 use serde::Serialize;

@@ -1,30 +1,14 @@
 //! JSON and metrics views of the edge core.
 
+use super::info::DaemonInfo;
 use super::peers::{offline, peers_view};
 use super::{Answer, Query};
 use crate::proto::Edge;
 use axum::http::StatusCode;
 use n2n_kit::metrics::{Exposition, Kind};
-use n2n_protocol::crypto::identity::Fingerprint;
 use n2n_protocol::stats::DropReason;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Instant;
-
-/// Facts about the daemon the core does not know.
-#[derive(Debug, Clone)]
-pub struct DaemonInfo {
-    /// Community name.
-    pub community: String,
-    /// TAP device name.
-    pub tap: String,
-    /// Local UDP address.
-    pub local: SocketAddr,
-    /// Start time.
-    pub started: Instant,
-    /// The supernode's verified identity.
-    pub fingerprint: Option<Fingerprint>,
-}
 
 /// Answers one query.
 pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer {

@@ -78,17 +78,6 @@ impl Tap {
         }
     }
 
-    /// Waits until a frame is queued or `timeout` passes; true when one is.
-    pub fn wait_readable(&self, timeout: Duration) -> std::io::Result<bool> {
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.dev.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(n) => Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Waits until a frame is queued or `other` is readable, or `timeout` passes.
     pub fn wait_readable_or(
         &self,
