@@ -62,7 +62,9 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     // frame. The transfers below cross both ways, so both paths carry every byte.
     // alpha keeps peer names in its /etc/hosts: `ip netns exec` mounts this file there.
     let etc_a = EtcNetns::new(&lab.ns("a"), "127.0.0.1\tlocalhost\n");
-    for (ns, name, offload) in [("a", "alpha", "true"), ("b", "bravo", "false")] {
+    // alpha has three packet workers (TAP queues), bravo two: flows spread over them.
+    for (ns, name, offload, workers) in [("a", "alpha", "true", "3"), ("b", "bravo", "false", "2")]
+    {
         let state = lab.dir.path().join(ns);
         let hosts = if ns == "a" { "/etc/hosts" } else { "" };
         let args = [
@@ -84,6 +86,8 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
             "true",
             "-tap-offload",
             offload,
+            "-workers",
+            workers,
         ];
         lab.spawn(ns, &edge, &args, &format!("{ns}.log"));
     }
@@ -208,6 +212,24 @@ fn two_edges_in_namespaces_carry_ipv4_ipv6_arp_and_tcp_over_real_taps() {
     assert!(sa["tap_superframes_written"].as_u64().unwrap() > 0, "{sa}");
     assert_eq!(sb["tap_superframes_read"], 0);
     assert_eq!(sb["tap_superframes_written"], 0);
+
+    // 32 TCP flows at once each way, every byte checked: each flow stays on one worker,
+    // and every queue of both edges carried some of them.
+    parallel_tcp(&lab, "a", "b", &ip_b, 32);
+    parallel_tcp(&lab, "b", "a", &ip_a, 32);
+    for (ns, queues) in [("a", 3), ("b", 2)] {
+        let st = api(&lab, ns, "status");
+        let q = st["queues"].as_array().unwrap();
+        assert_eq!(q.len(), queues, "{ns}: {st}");
+        for (i, c) in q.iter().enumerate() {
+            assert!(
+                c["tap_read"].as_u64().unwrap() > 10 && c["tap_written"].as_u64().unwrap() > 10,
+                "{ns} queue {i} carried no flow: {q:?}"
+            );
+        }
+        let datagrams: u64 = q.iter().map(|c| c["datagrams"].as_u64().unwrap()).sum();
+        assert!(datagrams > 1000, "{ns}: {q:?}");
+    }
 
     // Logs were stored in SQLite too, and `edge logs` reads them.
     let state_a = lab.dir.path().join("a");
@@ -413,6 +435,36 @@ fn without_privileges_the_edge_fails_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("cannot create TAP device n2nperm0: permission denied (run as root or grant CAP_NET_ADMIN)"), "{err}");
+}
+
+/// Opens `flows` TCP connections at once from namespace `from` to `to` (at `ip_to`), each
+/// carrying 256 KiB of its own pattern, and checks what every one delivered.
+fn parallel_tcp(lab: &Lab, from: &str, to: &str, ip_to: &str, flows: usize) {
+    let server = format!(
+        "import socket,hashlib,threading\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',5002));s.listen({flows})\nout=[]\ndef rx(c):\n  h=hashlib.sha256();n=0\n  while True:\n    d=c.recv(65536)\n    if not d: break\n    h.update(d);n+=len(d)\n  out.append('%d %s'%(n,h.hexdigest()))\nts=[]\nfor _ in range({flows}):\n  c,_=s.accept();t=threading.Thread(target=rx,args=(c,));t.start();ts.append(t)\nfor t in ts: t.join()\nprint('\\n'.join(sorted(out)))"
+    );
+    let rx = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(to), "python3", "-c", &server])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = format!(
+        "import socket,hashlib,threading\nout=[]\ndef tx(k):\n  data=bytes((i*7+k)%256 for i in range(256<<10))\n  c=socket.create_connection(('{ip_to}',5002),timeout=20)\n  c.sendall(data);c.close()\n  out.append('%d %s'%(len(data),hashlib.sha256(data).hexdigest()))\nts=[threading.Thread(target=tx,args=(k,)) for k in range({flows})]\nfor t in ts: t.start()\nfor t in ts: t.join()\nprint('\\n'.join(sorted(out)))"
+    );
+    let tx = lab.exec(from, &["python3", "-c", &client]);
+    assert!(
+        tx.status.success(),
+        "clients {from} -> {to}: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    let got = rx.wait_with_output().unwrap();
+    let (sent, received) = (
+        String::from_utf8_lossy(&tx.stdout),
+        String::from_utf8_lossy(&got.stdout),
+    );
+    assert_eq!(sent.lines().count(), flows, "{sent}");
+    assert_eq!(sent.trim(), received.trim(), "flows differ {from} -> {to}");
 }
 
 /// Sends 4 MiB of a known pattern over TCP from namespace `from` to `to` (at `ip_to`) and

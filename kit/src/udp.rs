@@ -20,6 +20,35 @@ pub fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<socket2::Socket>
     bind_exact(addr, buffer, true)
 }
 
+/// Binds `n` UDP sockets to one local address (as [`bind`] does) in one `SO_REUSEPORT`
+/// group: the kernel spreads arriving datagrams over them by their source, so each sender
+/// is served by one socket, in order. The first socket binds without `SO_REUSEPORT`, so the
+/// port is refused when anybody else holds it, and a process binding port 0 later is never
+/// given ours: only a deliberate bind of this exact port by the same user can join.
+pub fn bind_group(
+    addr: SocketAddr,
+    buffer: usize,
+    n: usize,
+) -> std::io::Result<Vec<socket2::Socket>> {
+    let first = bind(addr, buffer)?;
+    let mut group = Vec::with_capacity(n.max(1));
+    if n > 1 {
+        first.set_reuse_port(true)?;
+        let local = first
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("the socket has no IP address"))?;
+        let v6_only = local.is_ipv6() && first.only_v6()?;
+        group.push(first);
+        for _ in 1..n {
+            group.push(bind_socket(local, buffer, v6_only, true)?);
+        }
+    } else {
+        group.push(first);
+    }
+    Ok(group)
+}
+
 /// True for the errors of a host without IPv6 (not, say, a port already in use).
 fn no_ipv6(e: &std::io::Error) -> bool {
     const EAFNOSUPPORT: i32 = 97;
@@ -27,10 +56,22 @@ fn no_ipv6(e: &std::io::Error) -> bool {
 }
 
 fn bind_exact(addr: SocketAddr, buffer: usize, v6_only: bool) -> std::io::Result<socket2::Socket> {
+    bind_socket(addr, buffer, v6_only, false)
+}
+
+fn bind_socket(
+    addr: SocketAddr,
+    buffer: usize,
+    v6_only: bool,
+    reuse_port: bool,
+) -> std::io::Result<socket2::Socket> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(v6_only)?;
+    }
+    if reuse_port {
+        s.set_reuse_port(true)?;
     }
     if let Err(e) = s
         .set_recv_buffer_size(buffer)
@@ -67,6 +108,42 @@ mod tests {
             let a: SocketAddr = a.parse().unwrap();
             assert_eq!(canonical(a), a);
         }
+    }
+
+    #[test]
+    fn a_group_shares_one_port_spreads_senders_and_keeps_strangers_out() {
+        let group = bind_group("[::]:0".parse().unwrap(), 1 << 16, 4).unwrap();
+        let port = group[0].local_addr().unwrap().as_socket().unwrap().port();
+        let socks: Vec<std::net::UdpSocket> = group.into_iter().map(Into::into).collect();
+        for s in &socks {
+            assert_eq!(s.local_addr().unwrap().port(), port);
+            s.set_nonblocking(true).unwrap();
+        }
+        // Many senders: every datagram reaches exactly one socket, and more than one socket
+        // serves them.
+        let senders: Vec<_> = (0..64)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        for s in &senders {
+            s.send_to(b"x", ("127.0.0.1", port)).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut per_socket = vec![0; socks.len()];
+        let mut buf = [0u8; 4];
+        for (i, s) in socks.iter().enumerate() {
+            while s.recv_from(&mut buf).is_ok() {
+                per_socket[i] += 1;
+            }
+        }
+        assert_eq!(per_socket.iter().sum::<usize>(), senders.len());
+        assert!(
+            per_socket.iter().filter(|n| **n > 0).count() > 1,
+            "one socket took every sender: {per_socket:?}"
+        );
+        // The port is ours: a plain bind is refused, and so is a second group on it.
+        let any: SocketAddr = SocketAddr::new("::".parse().unwrap(), port);
+        assert!(bind(any, 1 << 16).is_err());
+        assert!(bind_group(any, 1 << 16, 2).is_err());
     }
 
     #[test]

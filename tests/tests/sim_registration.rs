@@ -326,6 +326,7 @@ fn a_peer_that_leaves_is_remembered_until_it_returns() {
         local: "192.0.2.1:1".parse().unwrap(),
         started: w.now,
         fingerprint: None,
+        queues: Default::default(),
     };
     let peers = n2n_edge::api::peers_json(&w.edges[a].core, &info, w.now);
     assert_eq!(peers["offline"][0]["desc"], "edge1");

@@ -7,7 +7,7 @@ mod peers;
 mod views;
 
 pub use graph::{dot, offline_dot, svg};
-pub use info::DaemonInfo;
+pub use info::{DaemonInfo, QueueCounters};
 pub use peers::{OfflineView, PeerView, PeersView, SelfView, peers_view};
 pub use views::{answer, peers_json};
 

@@ -1,6 +1,6 @@
 //! JSON and metrics views of the edge core.
 
-use super::info::DaemonInfo;
+use super::info::{DaemonInfo, QueueCounters};
 use super::peers::{offline, peers_view};
 use super::{Answer, Query};
 use crate::proto::Edge;
@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use n2n_kit::metrics::{Exposition, Kind};
 use n2n_protocol::stats::DropReason;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Answers one query.
@@ -28,7 +29,7 @@ pub fn answer(q: &Query, edge: &Edge, info: &DaemonInfo, now: Instant) -> Answer
             "image/svg+xml; charset=utf-8",
             super::svg(&peers_view(edge, info, now)),
         ),
-        Query::Metrics => Answer::Text(n2n_kit::api::METRICS_TYPE, metrics(edge)),
+        Query::Metrics => Answer::Text(n2n_kit::api::METRICS_TYPE, metrics(edge, info)),
     }
 }
 
@@ -72,6 +73,15 @@ fn status(edge: &Edge, info: &DaemonInfo, now: Instant) -> Value {
         "handshakes_sent": st.handshakes_sent,
         "handshakes_completed": st.handshakes_completed,
         "drops": drops,
+        "queues": info
+            .queues
+            .iter()
+            .map(|q| json!({
+                "tap_read": q.tap_read.load(Ordering::Relaxed),
+                "tap_written": q.tap_written.load(Ordering::Relaxed),
+                "datagrams": q.datagrams.load(Ordering::Relaxed),
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -99,7 +109,7 @@ fn leases(edge: &Edge, now: Instant) -> Value {
     Value::Array(list)
 }
 
-fn metrics(edge: &Edge) -> String {
+fn metrics(edge: &Edge, info: &DaemonInfo) -> String {
     let st = edge.stats();
     let mut out = Exposition::new();
     out.metric(
@@ -180,6 +190,33 @@ fn metrics(edge: &Edge) -> String {
         "Packets dropped, by reason.",
         "reason",
         DropReason::ALL.map(|r| (r.label(), st.drops.get(r))),
+    );
+    let per_queue = |f: fn(&QueueCounters) -> &AtomicU64| {
+        info.queues
+            .iter()
+            .enumerate()
+            .map(move |(i, q)| (i, f(q).load(Ordering::Relaxed)))
+    };
+    out.family(
+        "n2n_edge_queue_tap_read_total",
+        Kind::Counter,
+        "Frames read from each TAP queue by its packet worker.",
+        "queue",
+        per_queue(|q| &q.tap_read),
+    );
+    out.family(
+        "n2n_edge_queue_tap_written_total",
+        Kind::Counter,
+        "Frames written to each TAP queue (chosen by flow).",
+        "queue",
+        per_queue(|q| &q.tap_written),
+    );
+    out.family(
+        "n2n_edge_queue_datagrams_total",
+        Kind::Counter,
+        "Datagrams received on each packet worker's socket.",
+        "queue",
+        per_queue(|q| &q.datagrams),
     );
     out.family(
         "n2n_edge_peer_rtt_seconds",

@@ -38,6 +38,9 @@ n2n_kit::settings! {
         /// Let the kernel hand the TAP device TCP super-frames, cut up by the edge (TSO;
         /// -tap-offload false to disable).
         restart tap_offload: bool = true, [long] bool;
+        /// Packet worker threads, each with its own TAP queue and UDP socket on the one
+        /// port; flows spread over them (0: one per core, at most 8).
+        restart workers: usize = 0, [long] usize;
         /// Heartbeat period upper bound, e.g. 10s (the supernode may ask for shorter).
         #[serde(with = "humantime_serde")]
         restart heartbeat: Duration = Duration::from_secs(10), [long] String;

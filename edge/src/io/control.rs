@@ -31,6 +31,7 @@ pub async fn serve(
         mut core,
         tap,
         sock,
+        group,
         local,
         mut addresses,
         started,
@@ -40,13 +41,14 @@ pub async fn serve(
         snapshot: ArcSwap::from(core.forwarding(started)),
         stop: Default::default(),
     });
-    let mut from_workers = spawn_workers(&tap, &sock, &shared)?;
+    let mut from_workers = spawn_workers(&tap, group, &shared)?;
     let mut info = DaemonInfo {
         community: s.community.clone(),
         tap: s.tap_name.clone(),
         local,
         started,
         fingerprint: None,
+        queues: tap.counters(),
     };
     let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(64);
     let api_server = match r.api {
@@ -119,19 +121,22 @@ pub async fn serve(
     Ok(())
 }
 
-/// Starts the packet worker; returns what it passes to the control task.
+/// Starts a packet worker per TAP queue, each on its own socket of `group`; returns what
+/// they pass to the control task.
 fn spawn_workers(
     tap: &Arc<tap::Tap>,
-    sock: &UdpSocket,
+    group: Vec<UdpSocket>,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<mpsc::Receiver<ToControl>> {
     let (to_control, from_workers) = mpsc::channel::<ToControl>(8192);
-    let inbound = workers::Inbound::new(sock.try_clone()?, to_control);
-    let outbound = workers::Outbound::new(sock.try_clone()?);
-    let (t, sh) = (tap.clone(), shared.clone());
-    std::thread::Builder::new()
-        .name("packets".into())
-        .spawn(move || workers::worker(t, inbound, outbound, sh))?;
+    for (queue, sock) in group.into_iter().enumerate().take(tap.queues()) {
+        let inbound = workers::Inbound::new(sock.try_clone()?, to_control.clone());
+        let outbound = workers::Outbound::new(sock);
+        let (t, sh) = (tap.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name(format!("packets-{queue}"))
+            .spawn(move || workers::worker(t, queue, inbound, outbound, sh))?;
+    }
     Ok(from_workers)
 }
 

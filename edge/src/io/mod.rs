@@ -14,6 +14,7 @@ pub mod peer_pins;
 pub mod portmap;
 pub mod seen;
 pub mod start;
+pub mod steer;
 pub mod tap;
 pub mod udp;
 pub mod workers;

@@ -21,8 +21,10 @@ pub struct Started {
     pub core: Edge,
     /// The TAP device.
     pub tap: Arc<tap::Tap>,
-    /// The UDP socket.
+    /// The UDP socket the control task sends on (the first of `group`).
     pub sock: UdpSocket,
+    /// One socket per packet worker, all on one port.
+    pub group: Vec<UdpSocket>,
     /// Its local address.
     pub local: SocketAddr,
     /// This host's candidates.
@@ -43,8 +45,9 @@ pub async fn start(r: &Resolved) -> anyhow::Result<Started> {
     if !keys.has_secret {
         tracing::warn!(community = %s.community, "no passphrase: traffic is encrypted, but anyone who knows the community name can join and read it");
     }
-    let tap = tap::create(&s.tap_name, mac.0, s.mtu, s.tap_offload)?;
-    let sock = bind_udp(s.local_port, s.udp_buffer_size)?;
+    let tap = tap::create(&s.tap_name, mac.0, s.mtu, s.tap_offload, workers(s.workers))?;
+    let group = bind_udp(s.local_port, s.udp_buffer_size, tap.queues())?;
+    let sock = group.first().context("no socket")?.try_clone()?;
     let local = sock.local_addr()?;
     let first_sn = *r.supernodes.first().context("no supernode")?;
 
@@ -72,11 +75,12 @@ pub async fn start(r: &Resolved) -> anyhow::Result<Started> {
 
     let started = Instant::now();
     let core = Edge::new(cfg, CoreRng::from_seed(machine::random_seed()?), started);
-    tracing::info!(tap = %s.tap_name, offload = tap.offload(), %mac, udp = %local, community = %s.community, supernode = %first_sn, "edge started");
+    tracing::info!(tap = %s.tap_name, offload = tap.offload(), workers = tap.queues(), %mac, udp = %local, community = %s.community, supernode = %first_sn, "edge started");
     Ok(Started {
         core,
         tap,
         sock,
+        group,
         local,
         addresses,
         started,
@@ -100,7 +104,21 @@ async fn derive_keys(community: &str, passphrase: &str) -> anyhow::Result<Commun
     .await?)
 }
 
-fn bind_udp(port: u16, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let s = n2n_kit::udp::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into(), buffer)?;
-    Ok(s.into())
+/// The packet workers for setting `n` (0: one per core, at most [`MAX_AUTO_WORKERS`]).
+fn workers(n: usize) -> usize {
+    if n > 0 {
+        return n;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .min(MAX_AUTO_WORKERS)
+}
+
+/// Most packet workers `workers: 0` starts.
+const MAX_AUTO_WORKERS: usize = 8;
+
+fn bind_udp(port: u16, buffer: usize, n: usize) -> anyhow::Result<Vec<UdpSocket>> {
+    let any = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+    let group = n2n_kit::udp::bind_group(any, buffer, n)?;
+    Ok(group.into_iter().map(Into::into).collect())
 }

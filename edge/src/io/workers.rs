@@ -1,5 +1,6 @@
-//! The packet worker: one blocking thread that moves frames TAP -> UDP and UDP -> TAP using
-//! the current forwarding snapshot, with buffers reused across packets. Everything that is not a
+//! The packet workers: blocking threads, one per TAP queue and UDP socket, that move frames
+//! TAP -> UDP and UDP -> TAP using the current forwarding snapshot, with buffers reused
+//! across packets. Everything that is not a
 //! data frame goes to the control task authenticated (peer control) or, from a supernode
 //! address, as it arrived (the core authenticates supernode control).
 
@@ -85,7 +86,13 @@ impl Outbound {
 
     /// Reads up to `max` queued frames (super-frames are cut here), sends what they became
     /// (runs to one peer as one GSO send), and says whether the queue was emptied.
-    fn pump(&mut self, tap: &Tap, shared: &Shared, max: usize) -> std::io::Result<bool> {
+    fn pump(
+        &mut self,
+        tap: &Tap,
+        queue: usize,
+        shared: &Shared,
+        max: usize,
+    ) -> std::io::Result<bool> {
         let Self {
             buf,
             out,
@@ -95,7 +102,7 @@ impl Outbound {
         } = self;
         let mut result = Ok(false);
         for _ in 0..max {
-            let n = match tap.try_read(buf) {
+            let n = match tap.try_read(queue, buf) {
                 Ok(Some(n)) => n,
                 Ok(None) => {
                     result = Ok(true);
@@ -163,7 +170,7 @@ impl Inbound {
 
     /// Takes the queued datagrams (a batch at most, without waiting), writes their frames to
     /// the TAP device; returns how many datagrams came.
-    fn recv(&mut self, tap: &Tap, shared: &Shared) -> usize {
+    fn recv(&mut self, tap: &Tap, queue: usize, shared: &Shared) -> usize {
         let Self {
             receiver,
             state,
@@ -209,19 +216,26 @@ impl Inbound {
             })
             .unwrap_or(0);
         gro.flush(&mut write);
+        tap.count_datagrams(queue, got);
         got
     }
 }
 
-/// Both directions on one thread: datagrams to the TAP device and frames to the socket,
-/// each in batches, sleeping only when both queues are empty. What the kernel answers to a
-/// frame written to the TAP device (an echo reply, a TCP ACK) is queued by the time the
-/// write returns and goes out in the same wake-up, and as nobody else waits on the device,
-/// no other thread is woken on the round trip.
-pub fn worker(tap: Arc<Tap>, mut inbound: Inbound, mut outbound: Outbound, shared: Arc<Shared>) {
+/// Both directions of one TAP queue and one socket on one thread: datagrams to the TAP
+/// device and frames to the socket, each in batches, sleeping only when both are empty.
+/// What the kernel answers to a frame written to the TAP device (an echo reply, a TCP ACK)
+/// is queued by the time the write returns; when the frame's flow belongs to this worker's
+/// queue it goes out in the same wake-up, and no other thread is woken on the round trip.
+pub fn worker(
+    tap: Arc<Tap>,
+    queue: usize,
+    mut inbound: Inbound,
+    mut outbound: Outbound,
+    shared: Arc<Shared>,
+) {
     while !shared.stop.load(Ordering::Relaxed) {
-        let got = inbound.recv(&tap, &shared);
-        let emptied = match outbound.pump(&tap, &shared, TAP_BATCH) {
+        let got = inbound.recv(&tap, queue, &shared);
+        let emptied = match outbound.pump(&tap, queue, &shared, TAP_BATCH) {
             Ok(emptied) => emptied,
             Err(e) => {
                 // Back off, but not while datagrams are arriving: they are the other
@@ -235,7 +249,8 @@ pub fn worker(tap: Arc<Tap>, mut inbound: Inbound, mut outbound: Outbound, share
         };
         if got == 0
             && emptied
-            && let Err(e) = tap.wait_readable_or(inbound.receiver.fd(), Duration::from_millis(500))
+            && let Err(e) =
+                tap.wait_readable_or(queue, inbound.receiver.fd(), Duration::from_millis(500))
         {
             tracing::warn!(error = %e, "wait failed");
             std::thread::sleep(Duration::from_millis(100));
