@@ -39,7 +39,7 @@ n2n_kit::settings! {
         /// -tap-offload false to disable).
         restart tap_offload: bool = true, [long] bool;
         /// Packet worker threads, each with its own TAP queue and UDP socket on the one
-        /// port; flows spread over them (0: one per core, at most 8).
+        /// port; flows spread over them (0: one per two cores, at most 8; at most 64).
         restart workers: usize = 0, [long] usize;
         /// Heartbeat period upper bound, e.g. 10s (the supernode may ask for shorter).
         #[serde(with = "humantime_serde")]

@@ -12,7 +12,6 @@ use crate::config::Resolved;
 use crate::proto::forward::Forwarding;
 use crate::proto::{Command, Edge};
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -37,10 +36,7 @@ pub async fn serve(
         started,
     } = st;
     let s = &r.settings;
-    let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from(core.forwarding(started)),
-        stop: Default::default(),
-    });
+    let shared = Arc::new(Shared::new(core.forwarding(started), tap.queues()));
     let mut from_workers = spawn_workers(&tap, group, &shared)?;
     let mut info = DaemonInfo {
         community: s.community.clone(),

@@ -155,17 +155,17 @@ impl Tap {
         }
     }
 
-    /// Writes one Ethernet frame.
+    /// Writes one Ethernet frame to the queue of its flow; returns that queue.
     pub fn write(&self, frame: &[u8]) -> std::io::Result<usize> {
         self.write_with(&PLAIN_HDR, frame)
     }
 
     /// Writes a frame behind virtio-net header `hdr` (dropped when offload is off, where only
-    /// [`PLAIN_HDR`] frames are written), to the queue of its flow.
+    /// [`PLAIN_HDR`] frames are written) to the queue of its flow; returns that queue.
     pub fn write_with(&self, hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) -> std::io::Result<usize> {
         let q = steer::queue_of(frame, self.queues());
         let dev = self.queue(q);
-        let n = if self.offload {
+        if self.offload {
             dev.send_vectored(&[IoSlice::new(hdr), IoSlice::new(frame)])
         } else {
             dev.send(frame)
@@ -173,7 +173,7 @@ impl Tap {
         if let Some(c) = self.counters.get(q) {
             QueueCounters::add(&c.tap_written, 1);
         }
-        Ok(n)
+        Ok(q)
     }
 
     /// Counts `n` datagrams received by `queue`'s worker.

@@ -15,8 +15,8 @@ use n2n_protocol::stats::DropReason;
 use n2n_protocol::types::EdgeId;
 use n2n_protocol::wire::peer::PeerMessage;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -61,6 +61,35 @@ pub struct Shared {
     pub snapshot: ArcSwap<Forwarding>,
     /// Set on shutdown.
     pub stop: AtomicBool,
+    /// Held by whoever reads a TAP queue, one per queue: its own worker, or one that just
+    /// wrote to it and takes the answer along.
+    pub readers: Box<[Mutex<()>]>,
+}
+
+impl Shared {
+    /// The state of the workers of `queues` TAP queues, forwarding with `snapshot`.
+    pub fn new(snapshot: Arc<Forwarding>, queues: usize) -> Self {
+        Self {
+            snapshot: ArcSwap::new(snapshot),
+            stop: AtomicBool::new(false),
+            readers: (0..queues.max(1)).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// The right to read `queue`: waiting for it when `wait` (a queue's own worker waits the
+    /// microseconds another takes), else only if it is free.
+    fn reading(&self, queue: usize, wait: bool) -> Option<MutexGuard<'_, ()>> {
+        let m = self.readers.get(queue)?;
+        if wait {
+            Some(m.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            match m.try_lock() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        }
+    }
 }
 
 /// The TAP-to-UDP direction: buffers and the batching sender.
@@ -169,8 +198,8 @@ impl Inbound {
     }
 
     /// Takes the queued datagrams (a batch at most, without waiting), writes their frames to
-    /// the TAP device; returns how many datagrams came.
-    fn recv(&mut self, tap: &Tap, queue: usize, shared: &Shared) -> usize {
+    /// the TAP device; returns how many datagrams came and the queues written (a bit each).
+    fn recv(&mut self, tap: &Tap, queue: usize, shared: &Shared) -> (usize, u64) {
         let Self {
             receiver,
             state,
@@ -178,13 +207,17 @@ impl Inbound {
             seg,
             control,
         } = self;
+        let mut written = 0u64;
         let mut write = |hdr: &[u8; VNET_HDR_LEN], frame: &[u8]| {
             if hdr == &PLAIN_HDR {
-                let _ = tap.write(frame);
+                if let Ok(q) = tap.write(frame) {
+                    written |= 1 << (q % 64);
+                }
                 return;
             }
             let counters = &shared.snapshot.load().counters;
-            if tap.write_with(hdr, frame).is_ok() {
+            if let Ok(q) = tap.write_with(hdr, frame) {
+                written |= 1 << (q % 64);
                 counters
                     .tap_superframes_written
                     .fetch_add(1, Ordering::Relaxed);
@@ -196,7 +229,9 @@ impl Inbound {
                 .ok_or(DropReason::Malformed)
                 .and_then(|h| {
                     offload::segment(&h, &mut frame, seg, |s| {
-                        let _ = tap.write(s);
+                        if let Ok(q) = tap.write(s) {
+                            written |= 1 << (q % 64);
+                        }
                     })
                 });
             if let Err(reason) = cut {
@@ -217,15 +252,17 @@ impl Inbound {
             .unwrap_or(0);
         gro.flush(&mut write);
         tap.count_datagrams(queue, got);
-        got
+        (got, written)
     }
 }
 
 /// Both directions of one TAP queue and one socket on one thread: datagrams to the TAP
 /// device and frames to the socket, each in batches, sleeping only when both are empty.
 /// What the kernel answers to a frame written to the TAP device (an echo reply, a TCP ACK)
-/// is queued by the time the write returns; when the frame's flow belongs to this worker's
-/// queue it goes out in the same wake-up, and no other thread is woken on the round trip.
+/// is queued by the time the write returns, on the queue of the frame's flow, and goes out
+/// in the same wake-up: this worker drains that queue too unless its own worker is at it.
+/// So no other thread is woken on the round trip, and a flow's frames are still read in
+/// order, by one worker at a time.
 pub fn worker(
     tap: Arc<Tap>,
     queue: usize,
@@ -233,11 +270,27 @@ pub fn worker(
     mut outbound: Outbound,
     shared: Arc<Shared>,
 ) {
+    let own = 1u64 << (queue % 64);
     while !shared.stop.load(Ordering::Relaxed) {
-        let got = inbound.recv(&tap, queue, &shared);
-        let emptied = match outbound.pump(&tap, queue, &shared, TAP_BATCH) {
-            Ok(emptied) => emptied,
-            Err(e) => {
+        let (got, written) = inbound.recv(&tap, queue, &shared);
+        // First the answers on other queues: their workers were woken too, and whoever
+        // comes first takes them.
+        let mut others = written & !own;
+        while others != 0 {
+            let q = others.trailing_zeros() as usize;
+            others &= others - 1;
+            if let Some(_reading) = shared.reading(q, false) {
+                let _ = outbound.pump(&tap, q, &shared, TAP_BATCH);
+            }
+        }
+        let pumped = shared
+            .reading(queue, true)
+            .map(|_reading| outbound.pump(&tap, queue, &shared, TAP_BATCH));
+        let emptied = match pumped {
+            Some(Ok(emptied)) => emptied,
+            // No such queue (not started so): nothing to read.
+            None => true,
+            Some(Err(e)) => {
                 // Back off, but not while datagrams are arriving: they are the other
                 // direction's and the control task's.
                 if got == 0 && !shared.stop.load(Ordering::Relaxed) {
