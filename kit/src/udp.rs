@@ -22,9 +22,11 @@ pub fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<socket2::Socket>
 
 /// Binds `n` UDP sockets to one local address (as [`bind`] does) in one `SO_REUSEPORT`
 /// group: the kernel spreads arriving datagrams over them by their source, so each sender
-/// is served by one socket, in order. The first socket binds without `SO_REUSEPORT`, so the
-/// port is refused when anybody else holds it, and a process binding port 0 later is never
-/// given ours: only a deliberate bind of this exact port by the same user can join.
+/// is served by one socket, in order. The first socket binds without `SO_REUSEPORT`, so a
+/// port somebody holds is refused. Once the group stands, any socket of the same user that
+/// binds the port with `SO_REUSEPORT` joins it (and one on a narrower address takes that
+/// address's datagrams): a process of the daemon's user can take its datagrams, never read
+/// or forge them (they are authenticated). With `n` = 1 there is no group.
 pub fn bind_group(
     addr: SocketAddr,
     buffer: usize,

@@ -26,7 +26,7 @@ pub struct DaemonInfo {
 /// What each packet worker moved: its TAP queue's frames and its UDP socket's datagrams.
 #[derive(Debug, Default)]
 pub struct QueueCounters {
-    /// Frames read from the queue (by its worker).
+    /// Frames read from the queue (by its worker, or one draining it after writing to it).
     pub tap_read: AtomicU64,
     /// Frames written to the queue (by any worker, steered by flow).
     pub tap_written: AtomicU64,

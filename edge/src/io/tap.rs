@@ -64,7 +64,7 @@ pub fn create(
     let dev = match dev {
         Err(e) if offload && !denied(&e) => {
             tracing::warn!(error = %e, "TAP segmentation offload refused by the kernel; reading frame by frame");
-            build(false, false)
+            build(false, multi).or_else(|_| build(false, false))
         }
         r => r,
     };

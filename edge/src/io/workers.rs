@@ -261,8 +261,8 @@ impl Inbound {
 /// What the kernel answers to a frame written to the TAP device (an echo reply, a TCP ACK)
 /// is queued by the time the write returns, on the queue of the frame's flow, and goes out
 /// in the same wake-up: this worker drains that queue too unless its own worker is at it.
-/// So no other thread is woken on the round trip, and a flow's frames are still read in
-/// order, by one worker at a time.
+/// So the answer does not wait for another thread (whose worker still wakes, off the round
+/// trip), and a flow's frames are read in order, by one worker at a time.
 pub fn worker(
     tap: Arc<Tap>,
     queue: usize,
