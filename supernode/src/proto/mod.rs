@@ -1,6 +1,7 @@
 //! The sans-IO supernode core: admission, leases, peer distribution, punch coordination,
 //! relay and expiry. Inputs carry the time; outputs are polled.
 
+mod admission;
 mod community;
 mod config;
 mod control;
